@@ -1,0 +1,8 @@
+"""MedAI dashboard router: page config and navigation only."""
+import streamlit as st
+
+st.set_page_config(page_title="MedAI", page_icon=":material/stethoscope:", layout="wide")
+st.navigation([
+    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/imaging.py", title="Imaging", icon=":material/radiology:", url_path="imaging"),
+]).run()

@@ -1,0 +1,2 @@
+"""MedAI core: pure library (never imports streamlit)."""
+from __future__ import annotations

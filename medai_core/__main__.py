@@ -1,0 +1,139 @@
+"""Command line: ``python -m medai_core image predict PATH ...`` and ``image train``.
+
+``image predict`` prints one JSON object per line per file:
+``{"file", "model", "label", "probabilities", "ood", "ood_score"}``, or ``{"file", "error"}`` for a
+file that cannot be read (the run goes on; the exit status is 1 if any file failed). With
+``--explain NAME --out DIR`` it also writes ``DIR/<file stem>.<NAME>.png`` (heatmap over the scan)
+and adds an ``"explanation"`` object to the line.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Iterator, Sequence
+
+
+def _iter_files(paths: Sequence[str]) -> Iterator[Path]:
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            yield from sorted(q for q in p.rglob("*") if q.is_file() and not q.name.startswith("."))
+        else:
+            yield p
+
+
+def _image_predict(args: argparse.Namespace) -> int:
+    from PIL import Image
+
+    from .errors import MedAIError
+    from .explain import EXPLAINERS, normalise_map, overlay
+    from .imaging import explain, predict, prepare_input
+    from .io import load_scan, render
+    from .models import get_spec, load_model
+
+    spec = get_spec(args.model)
+    model = load_model(args.model)
+    if args.explain:
+        EXPLAINERS.entry(args.explain)  # unknown names fail before any work, with a suggestion
+        if not args.out:
+            print("--explain needs --out DIR for the heatmap PNGs", file=sys.stderr)
+            return 2
+        out_dir = Path(args.out)
+        out_dir.mkdir(parents=True, exist_ok=True)
+    failed = 0
+    used: set[str] = set()
+    for path in _iter_files(args.paths):
+        try:
+            if not path.exists():
+                raise MedAIError("No such file.")
+            scan = load_scan(path)
+            x = prepare_input(scan, spec, min(args.frame, scan.n_frames - 1))
+            pred = predict(model, spec, x)
+            line = pred.to_json(str(path))
+            if args.explain:
+                target = args.target or pred.label
+                exp = explain(model, spec, x, args.explain, target)
+                meta = EXPLAINERS.entry(args.explain).meta
+                heat = normalise_map(exp.attributions, signed=meta["signed"])
+                display = render(scan, min(args.frame, scan.n_frames - 1))
+                stem = path.stem
+                name = f"{stem}.{args.explain}.png"
+                i = 1
+                while name in used:
+                    i += 1
+                    name = f"{stem}-{i}.{args.explain}.png"
+                used.add(name)
+                Image.fromarray(overlay(display, heat)).save(out_dir / name)
+                line["explanation"] = {"method": args.explain, "target": target, "png": str(out_dir / name),
+                                       **{k: round(v, 6) for k, v in exp.diagnostics.items()}}
+        except MedAIError as exc:
+            failed += 1
+            line = {"file": str(path), "error": str(exc)}
+        print(json.dumps(line), flush=True)
+    return 1 if failed else 0
+
+
+def _image_train(args: argparse.Namespace) -> int:
+    from .train.busi import finalize_card, train_busi
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    train_busi(Path(args.data), Path(args.out), epochs=args.epochs, seed=args.seed)
+    res = finalize_card(Path(args.out))
+    print(json.dumps({"out": args.out, "test": {k: res["test"][k] for k in ("accuracy", "malignant_auroc")}}))
+    return 0
+
+
+def _models(_: argparse.Namespace) -> int:
+    from .models import MODELS, get_spec
+
+    for name in MODELS:
+        s = get_spec(name)
+        print(json.dumps({"name": name, "modality": s.modality, "labels": list(s.labels), "description": s.description}))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .models.spec import assets_dir
+    from .train.busi import SEED
+
+    p = argparse.ArgumentParser(prog="python -m medai_core", description="MedAI models from the command line.")
+    sub = p.add_subparsers(dest="area", required=True)
+    img = sub.add_parser("image", help="scans: predict, explain, train").add_subparsers(dest="cmd", required=True)
+    pr = img.add_parser("predict", help="classify scans (files or folders), one JSON line per file")
+    pr.add_argument("paths", nargs="+", metavar="PATH")
+    pr.add_argument("--model", default="busi_cnn")
+    pr.add_argument("--frame", type=int, default=0, help="frame of multi-frame scans (0-based; default 0)")
+    pr.add_argument("--explain", metavar="NAME", help="also write heatmaps: gradcam, integrated_gradients, smoothgrad, occlusion")
+    pr.add_argument("--target", help="class to explain (default: the predicted label)")
+    pr.add_argument("--out", metavar="DIR", help="folder for heatmap PNGs")
+    pr.set_defaults(func=_image_predict)
+    tr = img.add_parser("train", help="train busi_cnn on the BUSI folders and write weights + model card")
+    tr.add_argument("--data", required=True, help="folder with benign/ malignant/ normal/ PNGs")
+    tr.add_argument("--out", default=str(assets_dir()), help="output folder (default: the shipped assets/)")
+    tr.add_argument("--epochs", type=int, default=70)
+    tr.add_argument("--seed", type=int, default=SEED)
+    tr.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    tr.set_defaults(func=_image_train)
+    mo = sub.add_parser("models", help="list registered models")
+    mo.set_defaults(func=_models)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .errors import MedAIError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except MedAIError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""Explainer registry, the ``Explanation`` type, and the per-model lock for Captum hooks."""
+from __future__ import annotations
+
+import threading
+import weakref
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+from torch import nn
+
+from ..registry import Registry
+
+ProgressFn = Callable[[float], None]
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Attributions shaped like one input sample (for images: (H, W) at model resolution).
+
+    ``diagnostics`` carries method-specific checks, e.g. IG's convergence delta.
+    """
+
+    method: str
+    target: str
+    attributions: np.ndarray
+    diagnostics: dict[str, float] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+EXPLAINERS: Registry[Callable[..., Explanation]] = Registry("explainer")
+
+
+def register_explainer(name: str, *, modalities: set[str], label: str, signed: bool, passes: str = "",
+                       params: dict[str, Any] | None = None) -> Callable[[Callable[..., Explanation]], Callable[..., Explanation]]:
+    """Register an explainer function ``fn(model, x, target, *, progress=None, **params)``.
+
+    Args:
+        name: registry name (CLI ``--explain NAME``).
+        modalities: which kinds of input it explains.
+        label: human name for the UI.
+        signed: whether attributions carry a sign (evidence for and against).
+        passes: a short cost description for the UI.
+        params: default parameters (also the UI's choices).
+    """
+    return EXPLAINERS.register(name, modalities=frozenset(modalities), label=label, signed=signed,
+                               passes=passes, params=dict(params or {}))
+
+
+_LOCKS: "weakref.WeakKeyDictionary[nn.Module, threading.Lock]" = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def model_lock(model: nn.Module) -> threading.Lock:
+    """One lock per shared model: Captum registers hooks on the module, so explain calls on the
+    same module are serialised (predictions under inference_mode need no lock)."""
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(model)
+        if lock is None:
+            lock = _LOCKS[model] = threading.Lock()
+        return lock
+
+
+class CountingForward:
+    """Wraps a model's forward to report progress as Captum evaluates batches."""
+
+    def __init__(self, model: nn.Module, expected_calls: int, progress: ProgressFn | None) -> None:
+        self.model = model
+        self.expected = max(int(expected_calls), 1)
+        self.calls = 0
+        self.progress = progress
+
+    def __call__(self, x):  # noqa: ANN001 - a tensor
+        out = self.model(x)
+        self.calls += 1
+        if self.progress is not None:
+            self.progress(min(self.calls / self.expected, 1.0))
+        return out

@@ -1,0 +1,36 @@
+"""Model-randomisation sanity check (Adebayo et al., "Sanity Checks for Saliency Maps", 2018)."""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def randomised_copy(model: nn.Module, seed: int = 0) -> nn.Module:
+    """A copy with every conv/linear/norm layer re-initialised (full cascading randomisation);
+    buffers such as input normalisation are kept. The shared trained model is never touched."""
+    rnd = copy.deepcopy(model)
+    gen_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        for m in rnd.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear, nn.Conv1d, nn.Embedding)):
+                m.reset_parameters()
+            elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d, nn.LayerNorm)) and m.weight is not None:
+                nn.init.normal_(m.weight, 1.0, 0.1)
+                nn.init.normal_(m.bias, 0.0, 0.1)
+    finally:
+        torch.random.set_rng_state(gen_state)
+    return rnd.eval()
+
+
+def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman correlation of two maps; 0 when either is constant (no ranking to share)."""
+    from scipy.stats import spearmanr
+
+    a, b = np.ravel(a), np.ravel(b)
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        return 0.0
+    return float(spearmanr(a, b).statistic)

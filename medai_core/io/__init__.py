@@ -1,0 +1,31 @@
+"""Loaders: bytes in, typed ``Scan`` out; every failure is an ``InputError``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import InputError
+from .dicom import load_dicom, looks_like_dicom
+from .images import load_image
+from .scan import MetaItem, Scan, apply_window, render, to_gray
+
+
+def load_scan(data: bytes | Path) -> Scan:
+    """Load a DICOM or PNG/JPEG/BMP/TIFF scan, deciding by content, not by file name.
+
+    Args:
+        data: the file's bytes, or a path to read.
+
+    Raises:
+        InputError: (a subclass) with a message a clinician understands.
+    """
+    if isinstance(data, (str, Path)):
+        try:
+            data = Path(data).read_bytes()
+        except OSError as exc:
+            raise InputError(f"The file cannot be read ({exc.strerror}).") from None
+    if looks_like_dicom(data):
+        return load_dicom(data)
+    return load_image(data)
+
+
+__all__ = ["MetaItem", "Scan", "apply_window", "load_dicom", "load_image", "load_scan", "render", "to_gray"]

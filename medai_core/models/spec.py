@@ -1,0 +1,132 @@
+"""Model specs and the model registry (timm style: builders registered with a spec)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from ..errors import ModelError
+from ..registry import Registry
+
+ASSETS_DIR = Path(__file__).resolve().parents[2] / "assets"
+WEIGHTS_ENV = "MEDAI_ASSETS_DIR"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything callers need to know about a model, so nothing is hard-coded elsewhere.
+
+    Attributes:
+        name: registry name.
+        modality: "image", "tabular", "text" or "series".
+        labels: class names in output order.
+        input_size: (height, width) the model takes; inputs are grayscale in [0, 1].
+        in_channels: channels the model takes.
+        weights: file name of the state_dict inside the assets folder.
+        card: file name of the model card (markdown); ``card_json`` holds its numbers.
+        gradcam_layer: dotted attribute path of the layer Grad-CAM explains.
+        positive_label: the class the decision threshold applies to.
+        description: one line for the UI.
+    """
+
+    name: str
+    modality: str
+    labels: tuple[str, ...]
+    input_size: tuple[int, int]
+    in_channels: int
+    weights: str
+    card: str
+    card_json: str
+    gradcam_layer: str
+    positive_label: str
+    description: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+MODELS: Registry[Callable[[], nn.Module]] = Registry("model")
+
+
+def register_model(name: str, spec: ModelSpec) -> Callable[[Callable[[], nn.Module]], Callable[[], nn.Module]]:
+    """Register a builder returning an untrained module for ``spec``."""
+    return MODELS.register(name, spec=spec, modality=spec.modality)
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The spec of a registered model (raises ``UnknownName`` with suggestions)."""
+    return MODELS.entry(name).meta["spec"]
+
+
+def assets_dir() -> Path:
+    """Where weights and cards live: ``$MEDAI_ASSETS_DIR`` or the package's ``assets/``."""
+    env = os.environ.get(WEIGHTS_ENV)
+    return Path(env) if env else ASSETS_DIR
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_card(name: str) -> dict[str, Any]:
+    """The model card's numbers (the JSON written by training)."""
+    spec = get_spec(name)
+    path = assets_dir() / spec.card_json
+    if not path.exists():
+        raise ModelError(f"Model card for {name!r} not found at {path}.")
+    return json.loads(path.read_text())
+
+
+def read_card_markdown(name: str) -> str:
+    spec = get_spec(name)
+    path = assets_dir() / spec.card
+    if not path.exists():
+        raise ModelError(f"Model card for {name!r} not found at {path}.")
+    return path.read_text()
+
+
+def create_model(name: str) -> nn.Module:
+    """An untrained module of the registered model ``name``."""
+    return MODELS.get(name)()
+
+
+_LOAD_LOCK = threading.Lock()
+
+
+def load_model(name: str) -> nn.Module:
+    """Build ``name`` and load its shipped weights (sha256 checked against the card), eval mode.
+
+    Raises:
+        ModelError: weights missing, corrupt, or not matching the card's checksum.
+    """
+    spec = get_spec(name)
+    folder = assets_dir()
+    path = folder / spec.weights
+    if not path.exists():
+        raise ModelError(
+            f"Weights for {name!r} not found at {path}. Train them with "
+            f"`python -m medai_core image train --data PATH` or set {WEIGHTS_ENV}."
+        )
+    card = read_card(name)
+    want = card.get("weights_sha256")
+    have = sha256_file(path)
+    if want and want != have:
+        raise ModelError(f"Weights {path} do not match the model card's sha256 ({have[:12]} != {want[:12]}).")
+    with _LOAD_LOCK:
+        model = create_model(name)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            model.load_state_dict(state, strict=True)
+        except Exception as exc:  # noqa: BLE001 - any load failure is a model error for the user
+            raise ModelError(f"Could not load weights {path}: {exc}") from exc
+    model.eval()
+    return model

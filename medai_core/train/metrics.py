@@ -1,0 +1,70 @@
+"""Evaluation helpers shared by training scripts: calibration, bootstrap, confusion."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: int = 10) -> float:
+    """Top-label ECE with equal-width bins (Guo et al. 2017)."""
+    conf = probs.max(1)
+    pred = probs.argmax(1)
+    correct = (pred == labels).astype(float)
+    edges = np.linspace(0, 1, n_bins + 1)
+    ece = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        m = (conf > lo) & (conf <= hi)
+        if m.any():
+            ece += m.mean() * abs(correct[m].mean() - conf[m].mean())
+    return float(ece)
+
+
+def reliability_bins(probs: np.ndarray, labels: np.ndarray, n_bins: int = 10) -> list[dict[str, float]]:
+    conf = probs.max(1)
+    correct = (probs.argmax(1) == labels).astype(float)
+    edges = np.linspace(0, 1, n_bins + 1)
+    out = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        m = (conf > lo) & (conf <= hi)
+        if m.any():
+            out.append({"lo": float(lo), "hi": float(hi), "n": int(m.sum()),
+                        "confidence": float(conf[m].mean()), "accuracy": float(correct[m].mean())})
+    return out
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Temperature minimising NLL on held-out logits (LBFGS on log T)."""
+    lg = torch.tensor(logits, dtype=torch.float64)
+    y = torch.tensor(labels, dtype=torch.long)
+    log_t = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([log_t], lr=0.1, max_iter=200)
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(lg / log_t.exp(), y)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return float(log_t.exp().item())
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    z = logits / temperature
+    z = z - z.max(1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(1, keepdims=True)
+
+
+def bootstrap_ci(fn, *arrays: np.ndarray, n: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """95% percentile bootstrap interval of ``fn(*arrays)`` resampling rows."""
+    rng = np.random.default_rng(seed)
+    m = len(arrays[0])
+    vals = []
+    for _ in range(n):
+        idx = rng.integers(0, m, m)
+        try:
+            vals.append(fn(*(a[idx] for a in arrays)))
+        except ValueError:
+            continue
+    return float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))

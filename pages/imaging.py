@@ -1,0 +1,134 @@
+"""Imaging workspace: upload a scan, view it as a radiologist would, classify it, see why."""
+import time
+
+import streamlit as st
+
+import ui
+from medai_core.errors import MedAIError
+from medai_core.explain import COLORMAPS, EXPLAINERS, normalise_map, overlay
+from medai_core.imaging import explain, predict, prepare_input
+from medai_core.io import render
+from medai_core.io.scan import VOI_LUT_PRESET, metadata_rows, window_presets
+from medai_core.models import get_spec
+from medai_core.plots import image_figure, probability_figure
+from medai_core.samples import SAMPLES, available_samples, sample_path
+
+K_MODEL, K_SOURCE, K_UPLOAD, K_SAMPLE = "imaging.model", "imaging.source", "imaging.upload", "imaging.sample"
+K_METHOD, K_TARGET, K_REVEAL = "imaging.method", "imaging.target", "imaging.reveal"
+
+ui.route_via_app()
+st.title("Imaging")
+st.caption(ui.INTENDED_USE)
+with st.sidebar:
+    model_name = ui.model_picker("image", K_MODEL)
+    source = st.radio("Scan", ["Upload a file", "Demo scan"], key=K_SOURCE, horizontal=True)
+    if source == "Upload a file":
+        up = st.file_uploader("DICOM, PNG, JPEG, BMP or TIFF (checked by content)", key=K_UPLOAD)
+        data = up.getvalue() if up is not None else None
+    else:
+        sample = st.selectbox("Demo scan (real DICOMs shipped with pydicom)", available_samples(), key=K_SAMPLE)
+        st.caption(SAMPLES[sample][1])
+        data = sample_path(sample).read_bytes()
+if data is None:
+    st.info("Upload a scan in the sidebar, or choose a demo scan. Files stay in memory and are never saved.")
+    st.stop()
+
+key = ui.digest(data)
+try:
+    scan = ui.cached_scan(key, data)
+    spec, model = get_spec(model_name), ui.cached_model(model_name)
+except MedAIError as err:
+    ui.show_error(err)
+    st.stop()
+
+with st.sidebar:
+    st.subheader("Viewer")
+    frame = st.slider("Frame", 1, scan.n_frames, 1, key=f"imaging.frame.{key}") - 1 if scan.n_frames > 1 else 0
+    presets = window_presets(scan)
+    preset = st.selectbox("Window preset", list(presets), key=f"imaging.preset.{key}")
+    window = presets[preset]
+    if window is not None:
+        lo, hi = scan.value_range
+        span = max(hi - lo, 1.0)
+        c = st.slider("Level (centre)", lo - span, hi + span, float(window[0]), key=f"imaging.c.{key}.{preset}")
+        w = st.slider("Width", 1.0, 2 * span + 1, float(min(window[1], 2 * span + 1)), key=f"imaging.w.{key}.{preset}")
+        window = (c, w)
+    zoom = st.slider("Zoom", 1.0, 8.0, 1.0, 0.5, key="imaging.zoom", help="Drag to pan; scroll or box-zoom too")
+    display = render(scan, frame, window, use_voi_lut=preset == VOI_LUT_PRESET)
+    x = prepare_input(scan, spec, frame)
+    pred = predict(model, spec, x)
+
+    st.subheader("Explanation")
+    method = st.selectbox("Explainer", EXPLAINERS.names(modalities="image"), key=K_METHOD,
+                          format_func=lambda n: EXPLAINERS.entry(n).meta["label"])
+    target = st.selectbox("Explain class", spec.labels, index=spec.labels.index(pred.label), key=f"{K_TARGET}.{key}")
+    meta = EXPLAINERS.entry(method).meta
+    params: dict = {}
+    if method == "integrated_gradients":
+        params["baseline"] = st.selectbox("IG baseline", ["black", "blurred", "mean", "noise"], key="imaging.ig_base")
+        params["n_steps"] = st.select_slider("IG steps", [16, 32, 64, 128], 32, key="imaging.ig_steps")
+    elif method == "occlusion":
+        params["window"] = st.select_slider("Occlusion window (px)", [8, 16, 32], 16, key="imaging.occ_win")
+        params["stride"] = params["window"] // 2
+    elif method == "smoothgrad":
+        params["nt_samples"] = st.select_slider("Noise samples", [8, 16, 32, 64], 16, key="imaging.sg_n")
+    opacity = st.slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05, key="imaging.opacity")
+    cmap = st.selectbox("Colour map", COLORMAPS, key="imaging.cmap")
+    sign = st.radio("Show", ["positive", "absolute"], horizontal=True, key="imaging.sign", disabled=not meta["signed"],
+                    help="For signed methods: evidence for the class only, or its magnitude either way")
+
+st.markdown(f"**{scan.source}** · {scan.shape[1]} x {scan.shape[0]} px · frame {frame + 1} of {scan.n_frames}"
+            + (f" · {scan.modality}" if scan.modality else ""))
+p1, p2 = st.columns([2, 3])
+with p1:
+    if pred.ood:
+        st.warning(f"**This scan does not look like breast ultrasound** (OOD score {pred.ood_score:.1f} > "
+                   f"{pred.ood_threshold:.1f}). The prediction is greyed out and must not be used.", icon=":material/block:")
+    st.metric("Prediction" + (" (out of distribution: unreliable)" if pred.ood else ""), pred.label,
+              f"{pred.probabilities[pred.label]:.0%} calibrated", delta_color="off")
+    st.caption(f"{spec.name} · prediction {pred.seconds * 1000:.0f} ms · the model sees the file's default window "
+               f"in grey at {spec.input_size[0]} x {spec.input_size[1]}")
+p2.plotly_chart(probability_figure(pred, muted=pred.ood), key="imaging.probs")
+
+col_a, col_b = st.columns(2)
+col_a.plotly_chart(image_figure(display, "Scan", zoom), key="imaging.original")
+job_key = f"{key}|{frame}|{model_name}|{method}|{target}|{sorted(params.items())}"
+job = ui.submit_job(job_key, meta["label"], lambda progress: explain(model, spec, x, method, target, progress, **params))
+polling = not job.done
+
+
+@st.fragment(run_every=None if job.done else 0.3)
+def explanation_view() -> None:
+    """Polls the background explanation, so the rest of the page never waits for it."""
+    if not job.done:
+        st.progress(job.progress, text=f"Computing {meta['label']} for '{target}' ({meta['passes']})… "
+                                        f"{job.progress:.0%}, {time.perf_counter() - job.started:.1f} s")
+        return
+    if polling:
+        st.rerun()  # the job finished while polling: redraw once, without polling
+    try:
+        exp = job.future.result()
+    except Exception as err:  # noqa: BLE001 - shown as a message, never a traceback
+        ui.show_error(err)
+        return
+    heat = normalise_map(exp.attributions, signed=meta["signed"], mode=sign)
+    st.plotly_chart(image_figure(overlay(display, heat, opacity, cmap), f"{meta['label']}: '{target}'", zoom),
+                    key="imaging.overlay")
+    facts = [f"{meta['label']} in {exp.seconds * 1000:.0f} ms"]
+    if "convergence_delta" in exp.diagnostics:
+        d = exp.diagnostics
+        facts.append(f"IG convergence delta {d['convergence_delta']:.4f} = {d['relative_delta']:.1%} of the "
+                     f"output difference {d['output_difference']:.3f}")
+    st.caption(" · ".join(facts))
+
+
+with col_b:
+    explanation_view()
+
+with st.expander("Metadata (patient identifiers hidden)"):
+    reveal = st.checkbox("Reveal patient identifiers", key=K_REVEAL,
+                         help="Names, IDs, dates, UIDs, institutions and private tags are hidden by default "
+                              "(DICOM PS3.15 basic profile).")
+    if reveal:
+        st.warning("Identifiers are visible. Do not screenshot or share this view.")
+    st.dataframe(metadata_rows(scan, reveal), hide_index=True, width="stretch")

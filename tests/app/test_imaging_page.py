@@ -1,0 +1,105 @@
+"""AppTest of the Imaging page and the home page: uploads, bad files, explanations, identifiers."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import ROOT, make_dicom, make_png, speckle_image
+
+APP = str(ROOT / "app.py")
+
+
+def _imaging() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page("pages/imaging.py")
+    at.run()
+    assert not at.exception
+    return at
+
+
+def _wait_for_explanation(at: AppTest, timeout: float = 60) -> str:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        caps = [c.value for c in at.caption if " in " in c.value and " ms" in c.value and "prediction" not in c.value]
+        if caps:
+            return caps[0]
+        time.sleep(0.3)
+        at.run()
+    raise AssertionError("explanation did not finish")
+
+
+def test_home_lists_models_and_intended_use():
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    assert not at.exception
+    assert any("Intended use" in i.value for i in at.info)
+    assert any("busi_cnn" in e.label for e in at.expander)
+
+
+def test_upload_png_shows_prediction_and_gradcam():
+    at = _imaging()
+    at.sidebar.file_uploader[0].upload("scan.png", make_png(speckle_image(5)), "image/png")
+    at.run()
+    assert not at.exception and not at.error
+    assert at.metric[0].value in ("benign", "malignant", "normal")
+    assert "Grad-CAM" in _wait_for_explanation(at)
+    assert len(at.get("plotly_chart")) == 3  # probabilities, scan, overlay
+
+
+def test_integrated_gradients_shows_convergence_delta():
+    at = _imaging()
+    at.sidebar.file_uploader[0].upload("scan.png", make_png(speckle_image(6)), "image/png")
+    at.run()
+    at.sidebar.selectbox(key="imaging.method").set_value("integrated_gradients")
+    at.run()
+    assert "convergence delta" in _wait_for_explanation(at)
+
+
+@pytest.mark.parametrize("name,data", [
+    ("empty.dcm", b""),
+    ("random.png", np.random.default_rng(0).bytes(3000)),
+    ("truncated.dcm", make_dicom(np.zeros((64, 64), np.uint16))[:-5000]),
+    ("noimage.dcm", make_dicom(np.zeros((2, 2), np.uint8), with_pixels=False)),
+])
+def test_bad_upload_gets_message_not_traceback(name, data):
+    at = _imaging()
+    at.sidebar.file_uploader[0].upload(name, data)
+    at.run()
+    assert not at.exception
+    assert at.error and len(at.error[0].value) > 15
+    assert "Traceback" not in at.error[0].value
+    # the app keeps working: a good file afterwards is analysed
+    at.sidebar.file_uploader[0].clear().upload("ok.png", make_png(speckle_image(1)), "image/png")
+    at.run()
+    assert not at.exception and not at.error and at.metric
+
+
+def test_dicom_identifiers_hidden_until_revealed():
+    at = _imaging()
+    at.sidebar.file_uploader[0].upload("ct.dcm", make_dicom(speckle_image(2), patient_name="Plantedname^Fake"))
+    at.run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert not table["value"].astype(str).str.contains("Plantedname").any()
+    at.checkbox(key="imaging.reveal").check()
+    at.run()
+    assert at.dataframe[0].value["value"].astype(str).str.contains("Plantedname").any()
+
+
+def test_demo_multiframe_scan_has_frame_slider_and_ood_warning():
+    at = _imaging()
+    at.sidebar.radio(key="imaging.source").set_value("Demo scan")
+    at.run()
+    at.sidebar.selectbox(key="imaging.sample").set_value("MR, multi-frame (emri_small)")
+    at.run()
+    assert not at.exception
+    sliders = [s for s in at.sidebar.slider if s.label == "Frame"]
+    assert sliders and sliders[0].max == 10
+    sliders[0].set_value(4)
+    at.run()
+    assert not at.exception
+    assert any("does not look like breast ultrasound" in w.value for w in at.warning)

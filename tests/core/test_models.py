@@ -1,0 +1,79 @@
+"""Registries, the shipped weights, and calibrated predictions with the OOD guard."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from medai_core.errors import ModelError, UnknownName
+from medai_core.explain import EXPLAINERS
+from medai_core.imaging import decide, predict, prepare_input
+from medai_core.io import load_scan
+from medai_core.models import MODELS, create_model, get_spec, load_model, read_card
+from medai_core.registry import Registry
+from tests.conftest import make_png, pydicom_file, speckle_image
+
+
+def test_registry_suggests_close_names():
+    with pytest.raises(UnknownName, match="Did you mean 'busi_cnn'"):
+        get_spec("busi_cn")
+    with pytest.raises(UnknownName, match="gradcam"):
+        EXPLAINERS.get("gradcamm")
+    r: Registry[int] = Registry("thing")
+    r.register("a", kind="x")(1)
+    with pytest.raises(ValueError):
+        r.register("a")(2)
+    assert r.names(kind="x") == ["a"] and r.names(kind="y") == []
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_every_model_forward(name):
+    spec = get_spec(name)
+    model = create_model(name).eval()
+    x = torch.rand(2, spec.in_channels, *spec.input_size)
+    with torch.no_grad():
+        out = model(x)
+    assert out.shape == (2, len(spec.labels)) and torch.isfinite(out).all()
+
+
+def test_shipped_weights_match_card(busi):
+    model, spec = busi
+    card = read_card(spec.name)
+    assert card["labels"] == list(spec.labels)
+    assert card["test"]["malignant_auroc"] >= 0.85
+    assert not model.training
+
+
+def test_missing_or_tampered_weights_raise(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDAI_ASSETS_DIR", str(tmp_path))
+    with pytest.raises(ModelError, match="not found"):
+        load_model("busi_cnn")
+    from medai_core.models.spec import assets_dir
+
+    real = assets_dir.__globals__["ASSETS_DIR"]
+    (tmp_path / "busi_cnn.json").write_text((real / "busi_cnn.json").read_text())
+    (tmp_path / "busi_cnn.pt").write_bytes(b"not weights")
+    with pytest.raises(ModelError, match="sha256"):
+        load_model("busi_cnn")
+
+
+def test_prediction_is_calibrated_distribution(busi):
+    model, spec = busi
+    pred = predict(model, spec, prepare_input(load_scan(make_png(speckle_image())), spec))
+    assert set(pred.probabilities) == set(spec.labels)
+    assert sum(pred.probabilities.values()) == pytest.approx(1.0, abs=1e-6)
+    assert pred.label in spec.labels and np.isfinite(pred.ood_score)
+
+
+def test_decision_rule_uses_threshold():
+    labels = ("benign", "malignant", "normal")
+    assert decide(np.array([0.5, 0.3, 0.2]), labels, "malignant", 0.25) == "malignant"
+    assert decide(np.array([0.3, 0.2, 0.5]), labels, "malignant", 0.25) == "normal"
+    assert decide(np.array([0.3, 0.2, 0.5]), labels, "malignant", 0.6) == "normal"
+
+
+@pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small.dcm", "RG3_UNCR.dcm"])
+def test_ood_guard_flags_other_modalities(busi, name):
+    model, spec = busi
+    pred = predict(model, spec, prepare_input(load_scan(pydicom_file(name)), spec))
+    assert pred.ood, (name, pred.ood_score, pred.ood_threshold)

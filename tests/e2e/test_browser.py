@@ -1,0 +1,102 @@
+"""Real browser: start `streamlit run app.py` on 127.0.0.1, upload a scan in Debian's chromium,
+and see the prediction and the explanation overlay appear."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("MEDAI_CHROMIUM", "/usr/bin/chromium")
+pytestmark = pytest.mark.e2e
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = _free_port()
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.address", "127.0.0.1",
+         "--server.port", str(port), "--server.headless", "true"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).status == 200:
+                break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail("streamlit did not start: " + (proc.stdout.read() if proc.stdout else ""))
+    yield url, proc
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("MEDAI_REQUIRE_BROWSER"):
+            pytest.fail(f"chromium not found at {CHROMIUM}")
+        pytest.skip("Debian chromium is not installed (apt-get install chromium; .ci/run does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        yield b
+        b.close()
+
+
+def _shot(page, name: str) -> None:
+    folder = os.environ.get("MEDAI_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / name), full_page=True)
+
+
+def test_upload_scan_shows_prediction_and_overlay(server, browser):
+    from medai_core.samples import sample_path
+
+    url, _ = server
+    page = browser.new_page(viewport={"width": 1500, "height": 1100})
+    page.goto(f"{url}/imaging")
+    page.get_by_text("Upload a scan in the sidebar").wait_for(timeout=60_000)
+    page.locator("input[type=file]").set_input_files(str(sample_path("Ultrasound, RGB (US1)")))
+    page.get_by_text("Grad-CAM: '").first.wait_for(timeout=60_000)
+    page.get_by_text("Prediction").first.wait_for(timeout=10_000)
+    assert page.get_by_text("does not look like breast ultrasound").count() >= 1
+    page.wait_for_timeout(800)
+    _shot(page, "imaging.png")
+    # identifiers hidden by default in the metadata panel
+    page.get_by_text("Metadata (patient identifiers hidden)").click()
+    page.get_by_text("hidden (identifier)").first.wait_for(state="attached", timeout=10_000)
+    _shot(page, "imaging_metadata.png")
+    page.close()
+
+
+def test_home_lists_models(server, browser):
+    url, _ = server
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(url)
+    page.get_by_text("Model card: busi_cnn").first.wait_for(timeout=60_000)
+    _shot(page, "home.png")
+    page.close()

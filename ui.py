@@ -1,0 +1,113 @@
+"""The only non-page code that imports streamlit: cached model loaders, background jobs, widgets."""
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import streamlit as st
+
+from medai_core.errors import MedAIError
+from medai_core.models import MODELS, get_spec, load_model
+
+K_JOBS = "ui.jobs"
+INTENDED_USE = (
+    "**Intended use:** decision support and demonstration. MedAI does not make a diagnosis; "
+    "every output must be reviewed by a qualified clinician together with the full clinical picture."
+)
+
+
+@st.cache_resource(show_spinner="Loading model…")
+def cached_model(name: str):  # noqa: ANN201 - a torch module
+    """One eval-mode model per process, shared by every session (explain calls lock it)."""
+    return load_model(name)
+
+
+@st.cache_resource
+def _executor() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="medai-explain")
+
+
+def model_picker(modality: str, key: str) -> str:
+    """Select box of the registered models of a modality; returns the chosen name."""
+    names = MODELS.names(modality=modality)
+    return st.selectbox("Model", names, key=key, format_func=lambda n: f"{n}: {get_spec(n).description}")
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+@dataclass
+class Job:
+    """A background computation with progress, owned by one session."""
+
+    label: str
+    future: Future
+    started: float = field(default_factory=time.perf_counter)
+    progress: float = 0.0
+
+    @property
+    def done(self) -> bool:
+        return self.future.done()
+
+
+def submit_job(key: str, label: str, fn: Callable[[Callable[[float], None]], Any], keep: int = 8) -> Job:
+    """Start ``fn(progress)`` in the background once per ``key`` for this session.
+
+    Jobs live in this session's state only, so no session sees another's results.
+    """
+    jobs: dict[str, Job] = st.session_state.setdefault(K_JOBS, {})
+    job = jobs.get(key)
+    if job is not None:
+        return job
+    holder: dict[str, Job] = {}
+    ready = threading.Event()
+
+    def progress(p: float) -> None:
+        ready.wait(1.0)
+        if "job" in holder:
+            holder["job"].progress = p
+
+    job = Job(label, _executor().submit(fn, progress))
+    holder["job"] = job
+    ready.set()
+    jobs[key] = job
+    while len(jobs) > keep:
+        jobs.pop(next(iter(jobs)))
+    return job
+
+
+def show_error(err: BaseException) -> None:
+    """Clear message for the user's mistakes; a generic one (no details) for bugs."""
+    if isinstance(err, MedAIError):
+        st.error(str(err), icon=":material/error:")
+    else:
+        st.error("An unexpected error occurred while processing this input; nothing was saved. "
+                 "Please try another file.", icon=":material/error:")
+
+
+@st.cache_resource(max_entries=4, ttl=900, show_spinner="Decoding scan…")
+def cached_scan(digest_key: str, _data: bytes):  # noqa: ANN201 - a Scan
+    """Decode once per upload (kept in memory only, never on disk). Keyed by content digest."""
+    from medai_core.io import load_scan
+
+    return load_scan(_data)
+
+
+def route_via_app() -> None:
+    """Make sure pages run under app.py's ``st.navigation``.
+
+    Streamlit still has its legacy multipage mode: until app.py has called ``st.navigation`` once
+    in a server process, a first visit to a sub-page URL (e.g. ``/imaging``) runs ``pages/*.py``
+    directly, without the router's page config and menu. Switch the mode off and rerun through
+    the router. (Uses Streamlit's PagesManager flag; revisit when Streamlit drops the legacy mode.)
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
