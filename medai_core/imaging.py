@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from .errors import InputError
-from .explain.base import EXPLAINERS, Explanation, ProgressFn
+from .explain.base import EXPLAINERS, Explanation, ProgressFn, thread_copy
 from .io.scan import Scan, render, to_gray
 from .models.spec import ModelSpec
 from .preprocess import to_model_input
@@ -77,7 +77,11 @@ def predict(model: nn.Module, spec: ModelSpec, x: torch.Tensor) -> ImagePredicti
 
 def explain(model: nn.Module, spec: ModelSpec, x: torch.Tensor, method: str, target: str,
             progress: ProgressFn | None = None, **params: object) -> Explanation:
-    """Run the registered explainer ``method`` for class ``target`` (a label of the spec)."""
+    """Run the registered explainer ``method`` for class ``target`` (a label of the spec).
+
+    Runs on this thread's private copy of ``model`` (see ``thread_copy``), so concurrent
+    predictions on the shared model never meet Captum's hooks.
+    """
     entry = EXPLAINERS.entry(method)
     if spec.modality not in entry.meta["modalities"]:
         raise InputError(f"{entry.meta['label']} does not explain {spec.modality} models.")
@@ -85,5 +89,5 @@ def explain(model: nn.Module, spec: ModelSpec, x: torch.Tensor, method: str, tar
         raise InputError(f"Unknown target class {target!r}; choose one of {', '.join(spec.labels)}.")
     if method == "gradcam":
         params.setdefault("layer", spec.gradcam_layer)
-    exp = entry.obj(model, x, spec.labels.index(target), progress=progress, **params)
+    exp = entry.obj(thread_copy(model), x, spec.labels.index(target), progress=progress, **params)
     return Explanation(exp.method, target, exp.attributions, exp.diagnostics, exp.params, exp.seconds)

@@ -6,6 +6,7 @@ import streamlit as st
 import ui
 from medai_core.errors import MedAIError
 from medai_core.explain import COLORMAPS, EXPLAINERS, normalise_map, overlay
+from medai_core.explain.image import IG_BASELINES
 from medai_core.imaging import explain, predict, prepare_input
 from medai_core.io import render
 from medai_core.io.scan import VOI_LUT_PRESET, metadata_rows, window_presets
@@ -65,7 +66,7 @@ with st.sidebar:
     meta = EXPLAINERS.entry(method).meta
     params: dict = {}
     if method == "integrated_gradients":
-        params["baseline"] = st.selectbox("IG baseline", ["black", "blurred", "mean", "noise"], key="imaging.ig_base")
+        params["baseline"] = st.selectbox("IG baseline", IG_BASELINES, key="imaging.ig_base")
         params["n_steps"] = st.select_slider("IG steps", [16, 32, 64, 128], 32, key="imaging.ig_steps")
     elif method == "occlusion":
         params["window"] = st.select_slider("Occlusion window (px)", [8, 16, 32], 16, key="imaging.occ_win")
@@ -84,8 +85,10 @@ with p1:
     if pred.ood:
         st.warning(f"**This scan does not look like breast ultrasound** (OOD score {pred.ood_score:.1f} > "
                    f"{pred.ood_threshold:.1f}). The prediction is greyed out and must not be used.", icon=":material/block:")
-    st.metric("Prediction" + (" (out of distribution: unreliable)" if pred.ood else ""), pred.label,
-              f"{pred.probabilities[pred.label]:.0%} calibrated", delta_color="off")
+    if pred.ood:
+        st.markdown(f"Prediction (unreliable)  \n### :gray[{pred.label} · {pred.probabilities[pred.label]:.0%}]")
+    else:
+        st.metric("Prediction", pred.label, f"{pred.probabilities[pred.label]:.0%} calibrated", delta_color="off")
     st.caption(f"{spec.name} · prediction {pred.seconds * 1000:.0f} ms · the model sees the file's default window "
                f"in grey at {spec.input_size[0]} x {spec.input_size[1]}")
 p2.plotly_chart(probability_figure(pred, muted=pred.ood), key="imaging.probs")

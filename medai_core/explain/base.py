@@ -77,3 +77,27 @@ class CountingForward:
         if self.progress is not None:
             self.progress(min(self.calls / self.expected, 1.0))
         return out
+
+
+_THREAD = threading.local()
+
+
+def thread_copy(model: nn.Module) -> nn.Module:
+    """This thread's private copy of a shared model, for attribution.
+
+    Captum registers hooks on the module it explains; a hook on the shared model would also fire
+    inside other sessions' predictions running at the same time. Each thread explains on its own
+    copy (a few MB), made once and reused, so predictions never see attribution hooks.
+    """
+    import copy
+
+    cache: dict[int, tuple[weakref.ref, nn.Module]] = getattr(_THREAD, "copies", None) or {}
+    _THREAD.copies = cache
+    hit = cache.get(id(model))
+    if hit is not None and hit[0]() is model:
+        return hit[1]
+    clone = copy.deepcopy(model).eval()
+    for p in clone.parameters():
+        p.requires_grad_(False)  # attributions need input gradients only
+    cache[id(model)] = (weakref.ref(model), clone)
+    return clone

@@ -13,6 +13,7 @@ Steps (all seeded):
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -26,7 +27,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..models.busi_cnn import BUSI_LABELS, BUSI_SPEC, BusiNet
-from ..models.spec import sha256_file
+from ..models.spec import ModelSpec, sha256_file
 from ..preprocess import to_model_input
 from .metrics import (bootstrap_ci, expected_calibration_error, fit_temperature, reliability_bins,
                       softmax)
@@ -43,7 +44,7 @@ class BusiData:
     groups: np.ndarray  # near-duplicate group id per image
 
 
-def load_busi(data_dir: Path) -> BusiData:
+def load_busi(data_dir: Path, spec: ModelSpec = BUSI_SPEC) -> BusiData:
     """Read the BUSI folders; raises FileNotFoundError naming what is missing."""
     import imagehash
 
@@ -57,7 +58,7 @@ def load_busi(data_dir: Path) -> BusiData:
         for p in files:
             img = Image.open(p).convert("L")
             hashes.append(imagehash.phash(img, hash_size=8))
-            xs.append(to_model_input(np.asarray(img, dtype=np.float32) / 255.0, BUSI_SPEC)[0])
+            xs.append(to_model_input(np.asarray(img, dtype=np.float32) / 255.0, spec)[0])
             ys.append(li)
             paths.append(f"{label}/{p.name}")
     groups = _duplicate_groups(hashes, DUP_DISTANCE)
@@ -93,15 +94,15 @@ def split_indices(y: np.ndarray, groups: np.ndarray, seed: int = SEED) -> dict[s
     return {"train": rest[tr], "val": rest[va], "test": test}
 
 
-def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+def augment(x: torch.Tensor, gen: torch.Generator, strength: float = 1.0) -> torch.Tensor:
     """Random affine (scale, rotation, shift, h-flip), gain/gamma and speckle, batched."""
     n = x.shape[0]
 
     def u(lo: float, hi: float) -> torch.Tensor:
         return lo + (hi - lo) * torch.rand(n, generator=gen)
 
-    ang = u(-12, 12) * math.pi / 180
-    scale = u(0.85, 1.2)
+    ang = u(-12 * strength, 12 * strength) * math.pi / 180
+    scale = u(1 - 0.15 * strength, 1 + 0.2 * strength)
     flip = torch.where(torch.rand(n, generator=gen) < 0.5, -1.0, 1.0)
     cos, sin = torch.cos(ang) / scale, torch.sin(ang) / scale
     theta = torch.zeros(n, 2, 3)
@@ -109,14 +110,14 @@ def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     theta[:, 0, 1] = -sin
     theta[:, 1, 0] = sin * flip
     theta[:, 1, 1] = cos
-    theta[:, 0, 2] = u(-0.1, 0.1)
-    theta[:, 1, 2] = u(-0.1, 0.1)
+    theta[:, 0, 2] = u(-0.1 * strength, 0.1 * strength)
+    theta[:, 1, 2] = u(-0.1 * strength, 0.1 * strength)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     out = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
-    gamma = u(0.7, 1.4).view(n, 1, 1, 1)
-    gain = u(0.8, 1.2).view(n, 1, 1, 1)
+    gamma = u(1 - 0.3 * strength, 1 + 0.4 * strength).view(n, 1, 1, 1)
+    gain = u(1 - 0.2 * strength, 1 + 0.2 * strength).view(n, 1, 1, 1)
     out = (out.clamp(0, 1) ** gamma) * gain
-    speckle = 1 + 0.1 * torch.randn(out.shape, generator=gen) * (torch.rand(n, 1, 1, 1, generator=gen) < 0.5)
+    speckle = 1 + 0.1 * strength * torch.randn(out.shape, generator=gen) * (torch.rand(n, 1, 1, 1, generator=gen) < 0.5)
     return (out * speckle).clamp(0, 1)
 
 
@@ -145,14 +146,17 @@ def _val_score(logits: np.ndarray, y: np.ndarray) -> float:
 
 def train_busi(data_dir: Path, out_dir: Path, epochs: int = 100, seed: int = SEED, batch_size: int = 32,
                lr: float = 3e-3, swa_from: float = 0.6, width: int = 32, class_weight_power: float = 0.5,
-               mixup: float = 0.0, log=print) -> dict[str, Any]:
+               mixup: float = 0.0, aug_strength: float = 1.0, input_size: int | None = None,
+               optimizer: str = "adamw", weight_decay: float = 5e-4,
+               log=print) -> dict[str, Any]:
     """Train and write ``busi_cnn.pt``, ``busi_cnn.json`` and ``busi_cnn.md`` into ``out_dir``."""
     t0 = time.time()
     torch.manual_seed(seed)
     np.random.seed(seed)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    data = load_busi(Path(data_dir))
+    spec = BUSI_SPEC if input_size is None else dataclasses.replace(BUSI_SPEC, input_size=(input_size, input_size))
+    data = load_busi(Path(data_dir), spec)
     split = split_indices(data.y, data.groups, seed)
     xtr, ytr = data.x[split["train"]], data.y[split["train"]]
     xva, yva = data.x[split["val"]], data.y[split["val"]]
@@ -165,7 +169,10 @@ def train_busi(data_dir: Path, out_dir: Path, epochs: int = 100, seed: int = SEE
     counts = np.bincount(ytr, minlength=len(BUSI_LABELS))
     weights = torch.tensor((counts.sum() / counts) ** class_weight_power, dtype=torch.float32)
     weights = weights / weights.mean()
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=5e-4)
+    if optimizer == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
+    else:
+        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     steps_per_epoch = math.ceil(len(ytr) / batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch, pct_start=0.2)
     gen = torch.Generator().manual_seed(seed)
@@ -181,7 +188,7 @@ def train_busi(data_dir: Path, out_dir: Path, epochs: int = 100, seed: int = SEE
             b = perm[i : i + batch_size]
             if len(b) < 2:
                 continue
-            xb = augment(xtr[b], gen)
+            xb = augment(xtr[b], gen, aug_strength)
             if mixup > 0:
                 lam = float(torch.distributions.Beta(mixup, mixup).sample())
                 perm_b = torch.randperm(len(b), generator=gen)
@@ -222,7 +229,7 @@ def train_busi(data_dir: Path, out_dir: Path, epochs: int = 100, seed: int = SEE
     temperature = fit_temperature(lv, yva)
     mal = BUSI_LABELS.index("malignant")
     pv = softmax(lv, temperature)
-    threshold = _youden_threshold(yva == mal, pv[:, mal])
+    threshold = _accuracy_threshold(pv, yva, mal)
     model.temperature.fill_(temperature)
     model.decision_threshold.fill_(threshold)
 
@@ -251,6 +258,8 @@ def train_busi(data_dir: Path, out_dir: Path, epochs: int = 100, seed: int = SEE
         "ood_threshold": float(model.ood_threshold),
         "training": {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "swa_from_epoch": swa_start + 1,
                      "width": width, "class_weight_power": class_weight_power, "mixup": mixup,
+                     "aug_strength": aug_strength, "input_size": list(spec.input_size),
+                     "optimizer": optimizer, "weight_decay": weight_decay,
                      "best_val_score": best, "seconds": round(time.time() - t0, 1),
                      "torch_threads": torch.get_num_threads(), "history": history},
         "split": {k: int(len(v)) for k, v in split.items()} | {
@@ -266,12 +275,13 @@ def train_busi(data_dir: Path, out_dir: Path, epochs: int = 100, seed: int = SEE
     return results
 
 
-def _youden_threshold(y_bin: np.ndarray, score: np.ndarray) -> float:
-    from sklearn.metrics import roc_curve
-
-    fpr, tpr, thr = roc_curve(y_bin, score)
-    j = tpr - fpr
-    return float(min(max(thr[int(np.argmax(j))], 1e-3), 0.999))
+def _accuracy_threshold(probs: np.ndarray, y: np.ndarray, positive: int) -> float:
+    """Malignant threshold maximising validation 3-class accuracy of the decision rule; among equal
+    accuracies the lowest (most sensitive) threshold wins."""
+    cands = np.unique(np.concatenate([probs[:, positive], np.linspace(0.05, 0.95, 19)]))
+    accs = [float((decide(probs, t, positive) == y).mean()) for t in cands]
+    best = max(accs)
+    return float(min(max(cands[accs.index(best)], 0.05), 0.95))
 
 
 def decide(probs: np.ndarray, threshold: float, positive: int) -> np.ndarray:
@@ -393,10 +403,18 @@ def ood_reference_report(model: BusiNet) -> dict[str, Any]:
             "files": rows}
 
 
-def finalize_card(out_dir: Path) -> dict[str, Any]:
-    """Add the OOD reference report to ``busi_cnn.json`` and write ``busi_cnn.md``."""
+def finalize_card(out_dir: Path, development: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Add the OOD reference report to ``busi_cnn.json`` and write ``busi_cnn.md``.
+
+    Args:
+        out_dir: folder holding the weights and the JSON written by ``train_busi``.
+        development: optional list of earlier configurations with their validation and test
+            numbers, shown in the card so readers can judge selection effects.
+    """
     out_dir = Path(out_dir)
     results = json.loads((out_dir / BUSI_SPEC.card_json).read_text())
+    if development is not None:
+        results["development"] = development
     state = torch.load(out_dir / BUSI_SPEC.weights, weights_only=True)
     model = BusiNet(width=int(state["stem.0.weight"].shape[0]))
     model.load_state_dict(state)
@@ -405,6 +423,23 @@ def finalize_card(out_dir: Path) -> dict[str, Any]:
     (out_dir / BUSI_SPEC.card_json).write_text(json.dumps(results, indent=1))
     (out_dir / BUSI_SPEC.card).write_text(card_markdown(results))
     return results
+
+
+def _development_section(r: dict[str, Any]) -> str:
+    dev = r.get("development")
+    if not dev:
+        return ""
+    rows = "\n".join(f"| {d['run']} | {d['config']} | {d['val_accuracy']:.3f} | {d['test_accuracy']:.3f} | "
+                     f"{d['test_malignant_auroc']:.3f} |" for d in dev)
+    return f"""## Development history and selection effects
+Configurations trained on the same split before this one. Their test numbers were looked at, and the
+shipped configuration was chosen after seeing them, so the test figures above are **optimistically
+biased**; the spread below shows how much they move between reasonable configurations.
+
+| run | configuration | val accuracy | test accuracy | test malignant AUROC |
+|---|---|---|---|---|
+{rows}
+"""
 
 
 def _pct(x: float) -> str:
@@ -425,6 +460,7 @@ def card_markdown(r: dict[str, Any]) -> str:
     ood_rows = "\n".join(f"| {k} | {d['n']} | {d['flagged']} |" for k, d in sorted(ood.get("by_modality", {}).items()))
     b = r["baseline"]
     sp = r["split"]
+    tr = r["training"]
     return f"""# Model card: busi_cnn (breast ultrasound, benign / malignant / normal)
 
 **Intended use.** Decision support and demonstration only; not a diagnosis and not a medical device.
@@ -446,17 +482,19 @@ the image and the explanation; the output must never be acted on alone.
 ## Model and training
 - Residual CNN from scratch (no pretrained weights), {r['parameters']:,} parameters, weights
   {r['weights_bytes'] / 1024:.0f} KiB, sha256 `{r['weights_sha256'][:16]}…`.
-- Preprocessing: luminance of the scan in its default window, 8-bit, resized to 128 x 128
-  (bilinear, aspect ratio not kept), normalised by the training mean/std.
-- Augmentation: random affine (rotation ±12°, scale 0.85-1.2, shift ±5%, horizontal flip),
-  gamma/gain, speckle noise. Loss: class-weighted (inverse sqrt frequency) cross-entropy with
-  label smoothing 0.05. AdamW, one-cycle LR {r['training']['lr']}, {r['training']['epochs']} epochs, batch
-  {r['training']['batch_size']}; the epoch with the best validation (accuracy + malignant AUROC)/2 kept.
-  Training took {r['training']['seconds'] / 60:.1f} min on {r['training']['torch_threads']} CPU threads.
-- Decision rule: malignant if P(malignant) >= {r['decision_threshold']:.3f} (Youden's J on
-  validation), otherwise the likelier of benign and normal.
+- Preprocessing: luminance of the scan in its default window, 8-bit, resized to
+  {tr['input_size'][0]} x {tr['input_size'][1]} (bilinear, aspect ratio not kept), normalised by the training mean/std.
+- Augmentation (strength {tr['aug_strength']}): random affine (rotation up to ±{12 * tr['aug_strength']:.0f}°, scale,
+  shift, horizontal flip), gamma/gain, speckle noise{', mixup alpha ' + str(tr['mixup']) if tr['mixup'] else ''}.
+  Loss: class-weighted (inverse frequency to the power {tr['class_weight_power']}) cross-entropy with label
+  smoothing 0.05. {tr['optimizer'].upper()} (weight decay {tr['weight_decay']}), one-cycle LR {tr['lr']},
+  {tr['epochs']} epochs, batch {tr['batch_size']}, width {tr['width']}; final weights are the stochastic weight
+  average of epochs {tr['swa_from_epoch']}-{tr['epochs']} with batch-norm statistics recomputed on the training split.
+  Training took {tr['seconds'] / 60:.1f} min on {tr['torch_threads']} CPU thread(s).
+- Decision rule: malignant if P(malignant) >= {r['decision_threshold']:.3f} (the threshold with the
+  best validation accuracy, lowest on ties), otherwise the likelier of benign and normal.
 
-## Test-split results (n = {t['n']}, never used for any choice)
+## Test-split results (n = {t['n']}; never used for training, calibration or thresholds)
 | metric | value | 95% bootstrap CI |
 |---|---|---|
 | 3-class accuracy (decision rule) | {t['accuracy']:.3f} | {t['accuracy_ci95'][0]:.3f}-{t['accuracy_ci95'][1]:.3f} |
@@ -499,6 +537,7 @@ prediction, greyed, under a warning.
 |---|---|---|
 {ood_rows}
 
+{_development_section(r)}
 ## Limits
 - One hospital, one population, one scanner family; {t['n']} test images give wide intervals (see CIs).
 - Trained on cropped 2-D BUSI frames; cine loops, Doppler, annotations and calipers were not

@@ -124,3 +124,29 @@ def test_randomised_copy_leaves_shared_model_untouched(busi):
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert not torch.equal(rnd.fc.weight, model.fc.weight)
+
+
+def test_concurrent_explanations_match_sequential(busi):
+    """Several sessions explaining and predicting at once on the shared model get the same maps
+    as one at a time (Captum hooks live on per-thread copies)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from medai_core.imaging import predict
+
+    model, spec = busi
+    inputs = [prepare_input(load_scan(make_png(speckle_image(s))), spec) for s in range(4)]
+    jobs = [(x, m) for x in inputs for m in ("gradcam", "integrated_gradients")]
+    sequential = [explain(model, spec, x, m, "malignant").attributions for x, m in jobs]
+    preds = [predict(model, spec, x).probabilities for x in inputs]
+
+    def work(i: int):
+        x, m = jobs[i]
+        p = predict(model, spec, x).probabilities
+        return explain(model, spec, x, m, "malignant").attributions, p
+
+    with ThreadPoolExecutor(4) as ex:
+        results = list(ex.map(work, range(len(jobs))))
+    for (attr, p), ref, (x, _) in zip(results, sequential, jobs):
+        np.testing.assert_allclose(attr, ref, rtol=1e-4, atol=1e-6)
+        k = next(i for i, xi in enumerate(inputs) if xi is x)
+        assert p == pytest.approx(preds[k], abs=1e-6)
