@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr = img.add_parser("train", help="train busi_cnn on the BUSI folders and write weights + model card")
     tr.add_argument("--data", required=True, help="folder with benign/ malignant/ normal/ PNGs")
     tr.add_argument("--out", default=str(assets_dir()), help="output folder (default: the shipped assets/)")
-    tr.add_argument("--epochs", type=int, default=70)
+    tr.add_argument("--epochs", type=int, default=150)
     tr.add_argument("--seed", type=int, default=SEED)
     tr.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     tr.set_defaults(func=_image_train)

@@ -29,7 +29,7 @@ def downsample_for_display(img: np.ndarray, max_side: int = MAX_DISPLAY_SIDE) ->
     return np.asarray(Image.fromarray(u8).resize((max(1, round(w * s)), max(1, round(h * s))), Image.LANCZOS))
 
 
-def image_figure(img: np.ndarray, title: str = "", zoom: float = 1.0, width_hint: int = 620) -> go.Figure:
+def image_figure(img: np.ndarray, title: str = "", zoom: float = 1.0, width_hint: int = 460) -> go.Figure:
     """A zoomable image (PNG-encoded in the figure, so large scans stay light).
 
     Args:
