@@ -58,13 +58,21 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
 
 def bootstrap_ci(fn, *arrays: np.ndarray, n: int = 1000, seed: int = 0) -> tuple[float, float]:
     """95% percentile bootstrap interval of ``fn(*arrays)`` resampling rows."""
+    import warnings
+
     rng = np.random.default_rng(seed)
     m = len(arrays[0])
     vals = []
-    for _ in range(n):
-        idx = rng.integers(0, m, m)
-        try:
-            vals.append(fn(*(a[idx] for a in arrays)))
-        except ValueError:
-            continue
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # resamples with one class make AUROC undefined: skipped
+        for _ in range(n):
+            idx = rng.integers(0, m, m)
+            try:
+                v = fn(*(a[idx] for a in arrays))
+            except ValueError:
+                continue
+            if np.isfinite(v):
+                vals.append(v)
+    if not vals:
+        return float("nan"), float("nan")
     return float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))
