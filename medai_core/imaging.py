@@ -48,14 +48,17 @@ def prepare_input(scan: Scan, spec: ModelSpec, frame: int = 0) -> torch.Tensor:
     return to_model_input(model_view(scan, frame), spec)
 
 
+def decide_indices(probs: np.ndarray, positive: int, threshold: float) -> np.ndarray:
+    """The decision rule on a batch (N, K): the positive class if its probability reaches the
+    threshold, otherwise the likeliest other class. Used in training and at inference."""
+    other = np.array(probs, dtype=np.float64, copy=True)
+    other[:, positive] = -1.0
+    return np.where(probs[:, positive] >= threshold, positive, other.argmax(1))
+
+
 def decide(probs: np.ndarray, labels: tuple[str, ...], positive: str, threshold: float) -> str:
-    """The positive class if its probability reaches the threshold, else the likeliest other class."""
-    pos = labels.index(positive)
-    if probs[pos] >= threshold:
-        return positive
-    other = probs.copy()
-    other[pos] = -1.0
-    return labels[int(other.argmax())]
+    """The decision rule for one probability vector, as a label."""
+    return labels[int(decide_indices(np.asarray(probs)[None], labels.index(positive), threshold)[0])]
 
 
 def predict(model: nn.Module, spec: ModelSpec, x: torch.Tensor) -> ImagePrediction:

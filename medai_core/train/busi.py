@@ -29,6 +29,7 @@ from PIL import Image
 
 from ..models.busi_cnn import BUSI_LABELS, BUSI_SPEC, BusiNet
 from ..models.spec import ModelSpec, sha256_file
+from ..imaging import decide_indices
 from ..preprocess import to_model_input
 from .metrics import (bootstrap_ci, expected_calibration_error, fit_temperature, reliability_bins,
                       softmax)
@@ -280,17 +281,9 @@ def _accuracy_threshold(probs: np.ndarray, y: np.ndarray, positive: int) -> floa
     """Malignant threshold maximising validation 3-class accuracy of the decision rule; among equal
     accuracies the lowest (most sensitive) threshold wins."""
     cands = np.unique(np.concatenate([probs[:, positive], np.linspace(0.05, 0.95, 19)]))
-    accs = [float((decide(probs, t, positive) == y).mean()) for t in cands]
+    accs = [float((decide_indices(probs, positive, t) == y).mean()) for t in cands]
     best = max(accs)
     return float(min(max(cands[accs.index(best)], 0.05), 0.95))
-
-
-def decide(probs: np.ndarray, threshold: float, positive: int) -> np.ndarray:
-    """The product's decision rule: the positive class if its probability reaches the threshold,
-    otherwise the most probable of the other classes."""
-    other = probs.copy()
-    other[:, positive] = -1
-    return np.where(probs[:, positive] >= threshold, positive, other.argmax(1))
 
 
 def evaluate_split(model: BusiNet, data: BusiData, split: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -304,7 +297,7 @@ def evaluate_split(model: BusiNet, data: BusiData, split: dict[str, np.ndarray])
         y = data.y[idx]
         p_raw = softmax(lg)
         p = softmax(lg, float(model.temperature))
-        pred = decide(p, float(model.decision_threshold), mal)
+        pred = decide_indices(p, mal, float(model.decision_threshold))
         prec, rec, f1, sup = precision_recall_fscore_support(y, pred, labels=[0, 1, 2], zero_division=0)
         ood = model.ood_score(torch.tensor(fe)).numpy()
         acc_fn = lambda yy, pp: float((yy == pp).mean())  # noqa: E731
