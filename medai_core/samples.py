@@ -54,8 +54,9 @@ def available_samples() -> list[str]:
     return out
 
 
-def non_ultrasound_dicoms() -> list[Path]:
-    """pydicom-data's CT, MR, radiograph and NM images: the OOD detector should flag them."""
+def reference_dicoms() -> list[Path]:
+    """Every DICOM pydicom and pydicom-data ship (CT, MR, radiographs, NM, other ultrasound...),
+    used to measure how often the OOD guard flags scans that are not breast ultrasound."""
     out = []
     for d in _pydicom_dirs():
         for p in sorted(d.glob("*.dcm")):

@@ -223,8 +223,8 @@ def train_busi(data_dir: Path, out_dir: Path, epochs: int = 150, seed: int = SEE
             model(xtr[i : i + 64])
     model.eval()
     lv, _ = _logits_feats(model, xva)
-    best = _val_score(lv, yva)
-    log(f"SWA model val(acc+auroc)/2 {best:.4f}")
+    val_score = _val_score(lv, yva)
+    log(f"SWA model val(acc+auroc)/2 {val_score:.4f}")
 
     # calibration and operating point on validation only
     lv, _ = _logits_feats(model, xva)
@@ -262,7 +262,7 @@ def train_busi(data_dir: Path, out_dir: Path, epochs: int = 150, seed: int = SEE
                      "width": width, "class_weight_power": class_weight_power, "mixup": mixup,
                      "aug_strength": aug_strength, "input_size": list(spec.input_size),
                      "optimizer": optimizer, "weight_decay": weight_decay,
-                     "best_val_score": best, "seconds": round(time.time() - t0, 1),
+                     "val_score": val_score, "seconds": round(time.time() - t0, 1),
                      "torch_threads": torch.get_num_threads(), "history": history},
         "split": {k: int(len(v)) for k, v in split.items()} | {
             "duplicate_groups": int(len(set(data.groups))), "images": int(len(data.y)),
@@ -360,11 +360,11 @@ def ood_reference_report(model: BusiNet) -> dict[str, Any]:
 
     from ..imaging import prepare_input
     from ..io import load_scan
-    from ..samples import non_ultrasound_dicoms
+    from ..samples import reference_dicoms
 
     rows = []
     seen: set[tuple[int, ...]] = set()
-    paths = non_ultrasound_dicoms()
+    paths = reference_dicoms()
     sample_dir = Path(matplotlib.get_data_path()) / "sample_data"
     photos = [sample_dir / "grace_hopper.jpg", sample_dir / "Minduka_Present_Blue_Pack.png"]
     for p in paths + photos:
@@ -482,7 +482,7 @@ the image and the explanation; the output must never be acted on alone.
   {tr['input_size'][0]} x {tr['input_size'][1]} (bilinear, aspect ratio not kept), normalised by the training mean/std.
 - Augmentation (strength {tr['aug_strength']}): random affine (rotation up to ±{12 * tr['aug_strength']:.0f}°, scale,
   shift, horizontal flip), gamma/gain, speckle noise{', mixup alpha ' + str(tr['mixup']) if tr['mixup'] else ''}.
-  Loss: class-weighted (inverse frequency to the power {tr['class_weight_power']}) cross-entropy with label
+  Loss: {'unweighted' if not tr['class_weight_power'] else f"class-weighted (inverse frequency to the power {tr['class_weight_power']})"} cross-entropy with label
   smoothing 0.05. {tr['optimizer'].upper()} (weight decay {tr['weight_decay']}), one-cycle LR {tr['lr']},
   {tr['epochs']} epochs, batch {tr['batch_size']}, width {tr['width']}; final weights are the stochastic weight
   average of epochs {tr['swa_from_epoch']}-{tr['epochs']} with batch-norm statistics recomputed on the training split.
