@@ -5,4 +5,5 @@ st.set_page_config(page_title="MedAI", page_icon=":material/stethoscope:", layou
 st.navigation([
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("pages/imaging.py", title="Imaging", icon=":material/radiology:", url_path="imaging"),
+    st.Page("pages/records.py", title="Records", icon=":material/clinical_notes:", url_path="records"),
 ]).run()

@@ -1,4 +1,10 @@
-"""Command line: ``python -m medai_core image predict PATH ...`` and ``image train``.
+"""Command line: ``image predict|train``, ``records predict|schema|train``, ``notes predict|train``, ``models``.
+
+``records predict FILE.csv`` writes the input rows back as CSV on stdout with ``risk`` and ``label``
+appended; schema problems go to stderr, exit status 2. ``notes predict FILE ...`` (.txt files, or a
+.csv with a ``text`` and optional ``id`` column) prints one JSON object per note:
+``{"id" or "file", "model", "label", "probabilities"}``; a note that cannot be read prints
+``{"file" or "id", "error"}`` and the run goes on (exit status 1).
 
 ``image predict`` prints one JSON object per line per file:
 ``{"file", "model", "label", "probabilities", "ood", "ood_score"}``, or ``{"file", "error"}`` for a
@@ -88,6 +94,93 @@ def _image_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _records_predict(args: argparse.Namespace) -> int:
+    from .io.records import load_records
+    from .models import get_spec, load_model
+    from .records import score, write_back
+
+    spec = get_spec(args.model)
+    if spec.modality != "tabular":
+        raise UnknownModality(args.model, "tabular")
+    data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file)
+    table = load_records(data)
+    for notice in table.notices:
+        print(f"note: {notice}", file=sys.stderr)
+    out = write_back(table, score(load_model(args.model), spec, table))
+    out.to_csv(sys.stdout, index=False, lineterminator="\n")
+    return 0
+
+
+def _records_schema(_: argparse.Namespace) -> int:
+    from .io.records import schema_table
+
+    schema_table().to_csv(sys.stdout, index=False, lineterminator="\n")
+    return 0
+
+
+def _records_train(args: argparse.Namespace) -> int:
+    from .train.support import train_support
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    r = train_support(Path(args.data), Path(args.out), epochs=args.epochs, seed=args.seed,
+                      log=lambda m: print(m, file=sys.stderr))
+    print(json.dumps({"out": args.out, "test": {k: r["test"][k] for k in ("auroc", "ece", "auprc")},
+                      "baselines": {k: v["auroc"] for k, v in r["baselines"].items()}}))
+    return 0
+
+
+def _notes_predict(args: argparse.Namespace) -> int:
+    from .errors import MedAIError
+    from .io.notes import load_notes
+    from .models import get_spec, load_model
+    from .notes import classify, load_vocab
+
+    spec = get_spec(args.model)
+    if spec.modality != "text":
+        raise UnknownModality(args.model, "text")
+    model, vocab = load_model(args.model), load_vocab(spec)
+    failed = 0
+    for path in _iter_files(args.paths):
+        try:
+            if not path.exists():
+                raise MedAIError("No such file.")
+            notes = load_notes(path)
+        except MedAIError as exc:
+            failed += 1
+            print(json.dumps({"file": str(path), "error": str(exc)}), flush=True)
+            continue
+        for note in notes:
+            try:
+                line = classify(model, spec, vocab, note.text).to_json(note.key, note.ref, args.model)
+            except MedAIError as exc:
+                failed += 1
+                line = {note.key: note.ref, "error": str(exc)}
+            print(json.dumps(line), flush=True)
+    return 1 if failed else 0
+
+
+def _notes_train(args: argparse.Namespace) -> int:
+    from .train.notes import train_notes
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    r = train_notes(Path(args.data), Path(args.out), epochs=args.epochs, seed=args.seed,
+                    log=lambda m: print(m, file=sys.stderr))
+    print(json.dumps({"out": args.out, "test_macro_f1": r["test"]["macro_f1"],
+                      "baseline_macro_f1": r["baseline"]["macro_f1"]}))
+    return 0
+
+
+class UnknownModality(Exception):
+    def __init__(self, model: str, modality: str) -> None:
+        super().__init__(f"Model {model!r} is not a {modality} model.")
+
+
 def _models(_: argparse.Namespace) -> int:
     from .models import MODELS, get_spec
 
@@ -119,6 +212,32 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--seed", type=int, default=SEED)
     tr.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     tr.set_defaults(func=_image_train)
+    rec = sub.add_parser("records", help="structured records: predict, schema, train").add_subparsers(dest="cmd", required=True)
+    rp = rec.add_parser("predict", help="score a CSV of records; writes the rows back with risk and label on stdout")
+    rp.add_argument("file", metavar="FILE.csv", help="records CSV following the schema (- for stdin)")
+    rp.add_argument("--model", default="support_ftt")
+    rp.set_defaults(func=_records_predict)
+    rs = rec.add_parser("schema", help="print the published records schema as CSV")
+    rs.set_defaults(func=_records_schema)
+    rt = rec.add_parser("train", help="train support_ftt on SUPPORT2 and write weights + model card")
+    rt.add_argument("--data", required=True, help="path to support2.csv")
+    rt.add_argument("--out", default=str(assets_dir()))
+    rt.add_argument("--epochs", type=int, default=200)
+    rt.add_argument("--seed", type=int, default=SEED)
+    rt.add_argument("--threads", type=int, default=0)
+    rt.set_defaults(func=_records_train)
+    nt = sub.add_parser("notes", help="clinical notes: predict, train").add_subparsers(dest="cmd", required=True)
+    np_ = nt.add_parser("predict", help="classify notes (.txt files, .csv with a text column, or folders), one JSON line per note")
+    np_.add_argument("paths", nargs="+", metavar="FILE")
+    np_.add_argument("--model", default="notes_tfm")
+    np_.set_defaults(func=_notes_predict)
+    ntr = nt.add_parser("train", help="train notes_tfm on MTSamples and write weights, vocabulary + model card")
+    ntr.add_argument("--data", required=True, help="path to mtsamples.csv.gz")
+    ntr.add_argument("--out", default=str(assets_dir()))
+    ntr.add_argument("--epochs", type=int, default=40)
+    ntr.add_argument("--seed", type=int, default=SEED)
+    ntr.add_argument("--threads", type=int, default=0)
+    ntr.set_defaults(func=_notes_train)
     mo = sub.add_parser("models", help="list registered models")
     mo.set_defaults(func=_models)
     return p
@@ -130,9 +249,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except MedAIError as exc:
+    except (MedAIError, UnknownModality) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. piped into `head`
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from .errors import InputError
-from .explain.base import EXPLAINERS, Explanation, ProgressFn, thread_copy
+from .explain.base import Explanation, ProgressFn, explainer_for, thread_copy
 from .io.scan import Scan, render, to_gray
 from .models.spec import ModelSpec
 from .preprocess import to_model_input
@@ -85,12 +85,10 @@ def explain(model: nn.Module, spec: ModelSpec, x: torch.Tensor, method: str, tar
     Runs on this thread's private copy of ``model`` (see ``thread_copy``), so concurrent
     predictions on the shared model never meet Captum's hooks.
     """
-    entry = EXPLAINERS.entry(method)
-    if spec.modality not in entry.meta["modalities"]:
-        raise InputError(f"{entry.meta['label']} does not explain {spec.modality} models.")
+    fn, _ = explainer_for(method, spec.modality)
     if target not in spec.labels:
         raise InputError(f"Unknown target class {target!r}; choose one of {', '.join(spec.labels)}.")
     if method == "gradcam":
         params.setdefault("layer", spec.gradcam_layer)
-    exp = entry.obj(thread_copy(model), x, spec.labels.index(target), progress=progress, **params)
+    exp = fn(thread_copy(model), x, spec.labels.index(target), progress=progress, **params)
     return Explanation(exp.method, target, exp.attributions, exp.diagnostics, exp.params, exp.seconds)

@@ -62,3 +62,75 @@ def reference_dicoms() -> list[Path]:
         for p in sorted(d.glob("*.dcm")):
             out.append(p)
     return out
+
+
+def synthetic_records(n: int = 12, seed: int = 7) -> "pandas.DataFrame":  # noqa: F821
+    """A seeded table of made-up day-3 records that follow the records schema, for demos and tests.
+
+    Values are drawn around normal ranges with a sicker tail and some blank labs; they describe no
+    real patient and are not SUPPORT2 rows (the training data is never shipped).
+    """
+    import numpy as np
+    import pandas as pd
+
+    from .io.records import SCHEMA
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        sick = rng.random() < 0.4
+        r: dict[str, object] = {"id": f"SYN-{i + 1:03d}"}
+        for f in SCHEMA:
+            if f.kind == "categorical":
+                r[f.name] = f.categories[int(rng.integers(len(f.categories)))]
+                continue
+            if f.kind == "binary":
+                r[f.name] = int(rng.random() < 0.2)
+                continue
+            lo, hi = f.normal if f.normal and f.normal[1] > f.normal[0] else f.plausible
+            mid, half = (lo + hi) / 2, (hi - lo) / 2
+            v = mid + half * rng.normal(0, 1.6 if sick else 0.8)
+            if f.name in ("sps", "aps", "scoma"):
+                v = {"sps": 24, "aps": 36, "scoma": 0}[f.name] + (rng.gamma(2, 8) if sick else rng.normal(0, 4))
+            if f.name == "age":
+                v = rng.normal(63, 14)
+            if f.name == "num.co":
+                v = rng.integers(0, 5)
+            v = float(np.clip(v, *f.plausible))
+            if not f.required and rng.random() < 0.3:
+                r[f.name] = ""
+            else:
+                r[f.name] = round(v, 1) if f.name != "num.co" else int(v)
+        rows.append(r)
+    return pd.DataFrame(rows)
+
+
+# Short made-up notes in the style of transcriptions (written for MedAI; not MTSamples text).
+SYNTHETIC_NOTES: dict[str, str] = {
+    "Knee arthroscopy (synthetic)": (
+        "PREOPERATIVE DIAGNOSIS: Medial meniscus tear, right knee.\n"
+        "PROCEDURE: Right knee arthroscopy with partial medial meniscectomy.\n"
+        "ANESTHESIA: General.\n"
+        "DESCRIPTION: The patient was placed supine and the right lower extremity was prepped and draped. "
+        "Standard anteromedial and anterolateral portals were made. The suprapatellar pouch and patellofemoral "
+        "joint were normal. A complex tear of the posterior horn of the medial meniscus was debrided with a shaver "
+        "back to a stable rim. The anterior cruciate ligament was intact. The lateral compartment was normal. "
+        "The knee was irrigated, portals closed with nylon, and a sterile dressing applied. The patient tolerated "
+        "the procedure well and will begin physical therapy and weight bearing as tolerated."),
+    "Chest pain consult (synthetic)": (
+        "HISTORY OF PRESENT ILLNESS: A 67-year-old man with hypertension and hyperlipidemia presents with "
+        "substernal chest pressure on exertion for two weeks, relieved by rest. He denies syncope. "
+        "EKG shows sinus rhythm with 1 mm ST depression in the lateral leads. Troponin is negative. "
+        "Echocardiogram shows preserved ejection fraction with mild left ventricular hypertrophy.\n"
+        "ASSESSMENT: Unstable angina, rule out coronary artery disease.\n"
+        "PLAN: Aspirin, beta-blocker and statin. Cardiac catheterization tomorrow to evaluate the coronary "
+        "arteries; continue heparin drip overnight on telemetry."),
+    "Cataract surgery (synthetic)": (
+        "PREOPERATIVE DIAGNOSIS: Visually significant nuclear sclerotic cataract, left eye.\n"
+        "PROCEDURE: Phacoemulsification with posterior chamber intraocular lens implantation, left eye.\n"
+        "DESCRIPTION: After topical anesthesia the eye was prepped. A clear corneal incision was made and the "
+        "anterior chamber filled with viscoelastic. A continuous curvilinear capsulorrhexis was performed, the "
+        "nucleus was removed by phacoemulsification and the cortex by irrigation and aspiration. A foldable lens "
+        "was placed in the capsular bag. The wound was hydrated and found watertight. The patient will use "
+        "antibiotic and steroid drops and return tomorrow for follow-up of visual acuity and intraocular pressure."),
+}

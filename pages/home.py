@@ -1,10 +1,12 @@
 """Home: what MedAI is, the workspaces, the models and their cards, and the intended use."""
+import re
+
 import streamlit as st
 
 import ui
 from medai_core.errors import MedAIError
 from medai_core.models import MODELS, get_spec
-from medai_core.models.spec import read_card, read_card_markdown
+from medai_core.models.spec import assets_dir, card_headline, read_card_markdown
 
 ui.route_via_app()
 st.title("MedAI")
@@ -22,8 +24,9 @@ with c1:
     st.page_link("pages/imaging.py", label="Open Imaging", icon=":material/arrow_forward:")
 with c2:
     st.subheader(":material/clinical_notes: Records")
-    st.markdown("Structured records and clinical notes with per-feature attributions and attention maps. "
-                "*Not built yet.*")
+    st.markdown("In-hospital mortality risk from a day-3 record (form or CSV batch) and the specialty of a "
+                "clinical note, with Shapley / Integrated Gradients attributions and the models' attention maps.")
+    st.page_link("pages/records.py", label="Open Records", icon=":material/arrow_forward:")
 with c3:
     st.subheader(":material/monitor_heart: Vital signs")
     st.markdown("Vital-sign forecasts with prediction intervals and temporal attributions. *Not built yet.*")
@@ -32,16 +35,17 @@ st.header("Models")
 for name in MODELS:
     spec = get_spec(name)
     try:
-        card = read_card(name)
+        read_card_markdown(name)
     except MedAIError as err:
         st.warning(f"{name}: {err}")
         continue
-    t = card["test"]
     st.markdown(f"**{name}** · {spec.description}")
-    m1, m2, m3, m4 = st.columns(4)
-    m1.metric("Test accuracy", f"{t['accuracy']:.1%}")
-    m2.metric("Malignant AUROC", f"{t['malignant_auroc']:.3f}")
-    m3.metric("ECE after calibration", f"{t['ece_after']:.3f}")
-    m4.metric("Test images", t["n"])
+    for col, (label, value) in zip(st.columns(4), card_headline(name)):
+        col.metric(label, value)
     with st.expander(f"Model card: {name}"):
-        st.markdown(read_card_markdown(name))
+        # cards are markdown files with relative figure links; figures are shown from assets/
+        for k, part in enumerate(re.split(r"!\[[^\]]*\]\(([\w.\-]+)\)", read_card_markdown(name))):
+            if k % 2:
+                st.image(str(assets_dir() / part), width=360)
+            else:
+                st.markdown(part)

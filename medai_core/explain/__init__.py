@@ -1,8 +1,8 @@
 """Explainers (Captum wrappers) registered by name and modality, and overlays."""
 from __future__ import annotations
 
-from . import image  # noqa: F401  (registers the image explainers)
-from .base import EXPLAINERS, Explanation, model_lock, register_explainer
+from . import image, tabular, text  # noqa: F401  (register the explainers)
+from .base import EXPLAINERS, Explanation, explainer_for, model_lock, register_explainer
 from .overlay import COLORMAPS, normalise_map, overlay
 
-__all__ = ["COLORMAPS", "EXPLAINERS", "Explanation", "model_lock", "normalise_map", "overlay", "register_explainer"]
+__all__ = ["COLORMAPS", "EXPLAINERS", "Explanation", "explainer_for", "model_lock", "normalise_map", "overlay", "register_explainer"]

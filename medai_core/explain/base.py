@@ -36,16 +36,53 @@ def register_explainer(name: str, *, modalities: set[str], label: str, signed: b
                        params: dict[str, Any] | None = None) -> Callable[[Callable[..., Explanation]], Callable[..., Explanation]]:
     """Register an explainer function ``fn(model, x, target, *, progress=None, **params)``.
 
+    One name may have an implementation per modality (``integrated_gradients`` explains images,
+    records and notes); registering the same name again for other modalities adds them.
+    ``EXPLAINERS.names(modalities=m)`` lists the explainers of modality ``m``;
+    ``explainer_for(name, m)`` returns that modality's implementation and its metadata.
+
     Args:
         name: registry name (CLI ``--explain NAME``).
-        modalities: which kinds of input it explains.
+        modalities: which kinds of input this implementation explains.
         label: human name for the UI.
         signed: whether attributions carry a sign (evidence for and against).
         passes: a short cost description for the UI.
         params: default parameters (also the UI's choices).
     """
-    return EXPLAINERS.register(name, modalities=frozenset(modalities), label=label, signed=signed,
-                               passes=passes, params=dict(params or {}))
+    impl_meta = {"label": label, "signed": signed, "passes": passes, "params": dict(params or {})}
+
+    def deco(fn: Callable[..., Explanation]) -> Callable[..., Explanation]:
+        if name in EXPLAINERS:
+            entry = EXPLAINERS.entry(name)
+            clash = entry.meta["modalities"] & frozenset(modalities)
+            if clash:
+                raise ValueError(f"explainer {name!r} already registered for {sorted(clash)}")
+            entry.meta["modalities"] = entry.meta["modalities"] | frozenset(modalities)
+        else:
+            EXPLAINERS.register(name, modalities=frozenset(modalities), impl={}, **impl_meta)(fn)
+            entry = EXPLAINERS.entry(name)
+        for m in modalities:
+            entry.meta["impl"][m] = (fn, impl_meta)
+        return fn
+
+    return deco
+
+
+def explainer_for(name: str, modality: str) -> tuple[Callable[..., Explanation], dict[str, Any]]:
+    """The implementation of explainer ``name`` for ``modality`` and its metadata (label, signed, ...).
+
+    Raises:
+        UnknownName: no such explainer (with suggestions).
+        InputError: the explainer exists but not for this modality.
+    """
+    from ..errors import InputError
+
+    entry = EXPLAINERS.entry(name)
+    hit = entry.meta["impl"].get(modality)
+    if hit is None:
+        raise InputError(f"{entry.meta['label']} does not explain {modality} models; choose one of "
+                         f"{', '.join(EXPLAINERS.names(modalities=modality))}.")
+    return hit
 
 
 _LOCKS: "weakref.WeakKeyDictionary[nn.Module, threading.Lock]" = weakref.WeakKeyDictionary()

@@ -27,26 +27,27 @@ class ModelSpec:
         name: registry name.
         modality: "image", "tabular", "text" or "series".
         labels: class names in output order.
-        input_size: (height, width) the model takes; inputs are grayscale in [0, 1].
-        in_channels: channels the model takes.
         weights: file name of the state_dict inside the assets folder.
         card: file name of the model card (markdown); ``card_json`` holds its numbers.
-        gradcam_layer: dotted attribute path of the layer Grad-CAM explains.
-        positive_label: the class the decision threshold applies to.
         description: one line for the UI.
+        positive_label: the class the decision threshold applies to ("" if none).
+        input_size: images only: (height, width) the model takes; inputs are grayscale in [0, 1].
+        in_channels: images only: channels the model takes.
+        gradcam_layer: images only: dotted attribute path of the layer Grad-CAM explains.
+        extra: modality-specific settings (e.g. a text model's maximum sequence length).
     """
 
     name: str
     modality: str
     labels: tuple[str, ...]
-    input_size: tuple[int, int]
-    in_channels: int
     weights: str
     card: str
     card_json: str
-    gradcam_layer: str
-    positive_label: str
     description: str
+    positive_label: str = ""
+    input_size: tuple[int, int] = (0, 0)
+    in_channels: int = 0
+    gradcam_layer: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -100,6 +101,26 @@ def create_model(name: str) -> nn.Module:
 
 
 _LOAD_LOCK = threading.Lock()
+TRAIN_COMMAND = {"image": "image", "tabular": "records", "text": "notes"}
+
+
+def card_headline(name: str) -> list[tuple[str, str]]:
+    """The few test-split numbers the home page shows for a model, by modality (label, formatted value)."""
+    card = read_card(name)
+    t = card["test"]
+    modality = get_spec(name).modality
+    if modality == "image":
+        return [("Test accuracy", f"{t['accuracy']:.1%}"), ("Malignant AUROC", f"{t['malignant_auroc']:.3f}"),
+                ("ECE after calibration", f"{t['ece_after']:.3f}"), ("Test images", str(t["n"]))]
+    if modality == "tabular":
+        gb = card.get("baselines", {}).get("gradient_boosting", {}).get("auroc")
+        return [("Test AUROC", f"{t['auroc']:.3f}"), ("Boosted trees AUROC", f"{gb:.3f}" if gb else "-"),
+                ("ECE after calibration", f"{t['ece']:.3f}"), ("Test patients", str(t["n"]))]
+    if modality == "text":
+        b = card.get("baseline", {}).get("macro_f1")
+        return [("Test macro-F1", f"{t['macro_f1']:.3f}"), ("TF-IDF baseline macro-F1", f"{b:.3f}" if b else "-"),
+                ("Top-3 accuracy", f"{t['top3_accuracy']:.1%}"), ("Test notes", str(t["n"]))]
+    return [("Test n", str(t.get("n", "-")))]
 
 
 def load_model(name: str) -> nn.Module:
@@ -114,7 +135,7 @@ def load_model(name: str) -> nn.Module:
     if not path.exists():
         raise ModelError(
             f"Weights for {name!r} not found at {path}. Train them with "
-            f"`python -m medai_core image train --data PATH` or set {WEIGHTS_ENV}."
+            f"`python -m medai_core {TRAIN_COMMAND.get(spec.modality, 'image')} train --data PATH` or set {WEIGHTS_ENV}."
         )
     card = read_card(name)
     want = card.get("weights_sha256")

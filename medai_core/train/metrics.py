@@ -76,3 +76,45 @@ def bootstrap_ci(fn, *arrays: np.ndarray, n: int = 1000, seed: int = 0) -> tuple
     if not vals:
         return float("nan"), float("nan")
     return float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))
+
+
+def binary_ece(p: np.ndarray, y: np.ndarray, n_bins: int = 10) -> float:
+    """Risk ECE: |observed rate - mean predicted risk| over equal-width bins of predicted risk."""
+    p, y = np.asarray(p, float), np.asarray(y, float)
+    edges = np.linspace(0, 1, n_bins + 1)
+    ece = 0.0
+    for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
+        m = (p >= lo) & ((p < hi) if i < n_bins - 1 else (p <= hi))
+        if m.any():
+            ece += m.mean() * abs(y[m].mean() - p[m].mean())
+    return float(ece)
+
+
+def binary_reliability(p: np.ndarray, y: np.ndarray, n_bins: int = 10) -> list[dict[str, float]]:
+    """Per-bin mean predicted risk and observed rate (bins with no case are left out)."""
+    p, y = np.asarray(p, float), np.asarray(y, float)
+    edges = np.linspace(0, 1, n_bins + 1)
+    out = []
+    for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
+        m = (p >= lo) & ((p < hi) if i < n_bins - 1 else (p <= hi))
+        if m.any():
+            out.append({"lo": float(lo), "hi": float(hi), "n": int(m.sum()),
+                        "mean_risk": float(p[m].mean()), "observed": float(y[m].mean())})
+    return out
+
+
+def fit_platt(logits: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Platt scaling ``sigmoid(a * logit + b)`` minimising NLL on held-out logits."""
+    z = torch.tensor(np.asarray(logits), dtype=torch.float64)
+    t = torch.tensor(np.asarray(y), dtype=torch.float64)
+    ab = torch.tensor([1.0, 0.0], dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([ab], lr=0.1, max_iter=500)
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(ab[0] * z + ab[1], t)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return float(ab[0]), float(ab[1])

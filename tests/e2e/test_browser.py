@@ -100,3 +100,22 @@ def test_home_lists_models(server, browser):
     page.get_by_text("Model card: busi_cnn").first.wait_for(timeout=60_000)
     _shot(page, "home.png")
     page.close()
+
+
+def test_records_upload_shows_risk_attributions_and_attention(server, browser, tmp_path):
+    from medai_core.samples import synthetic_records
+
+    csv = tmp_path / "batch.csv"
+    synthetic_records(8, seed=3).to_csv(csv, index=False)
+    url, _ = server
+    page = browser.new_page(viewport={"width": 1500, "height": 3600})
+    page.goto(f"{url}/records")
+    page.get_by_text("Upload a CSV").first.click()
+    page.locator("input[type=file]").first.set_input_files(str(csv))
+    page.get_by_text("Risk for 8 patients").wait_for(timeout=60_000)
+    page.get_by_text("rather than the reference patient").first.wait_for(timeout=60_000)
+    page.get_by_text("CLS-to-feature attention").first.wait_for(timeout=30_000)
+    page.get_by_text("Global importance for this batch").wait_for(timeout=60_000)
+    page.wait_for_timeout(1500)
+    _shot(page, "records.png")
+    page.close()

@@ -1,0 +1,98 @@
+"""Clinical notes in: pasted text, .txt files, or a .csv with a ``text`` column (and optional ``id``).
+
+Every failure is an ``InputError`` with a clear message; nothing is written anywhere.
+"""
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import EmptyInput, InputError, TooLarge, UnsupportedFormat
+
+MAX_NOTE_CHARS = 200_000  # ~30,000 words; longer texts are not single notes
+MAX_FILE_BYTES = 50 * 1024 * 1024
+MAX_NOTES = 10_000
+_WORD = re.compile(r"[A-Za-z]")
+
+
+@dataclass(frozen=True)
+class Note:
+    """One note: ``key`` is ``"id"`` (from a CSV) or ``"file"``; ``ref`` its value."""
+
+    text: str
+    key: str = "file"
+    ref: str = ""
+
+
+def _decode(data: bytes) -> str:
+    if b"\x00" in data[:8192]:
+        raise UnsupportedFormat("This is not a text file (it contains binary data).")
+    for enc in ("utf-8-sig", "cp1252"):
+        try:
+            return data.decode(enc)
+        except UnicodeDecodeError:
+            continue
+    return data.decode("latin-1")
+
+
+def check_text(text: str, what: str = "The note") -> str:
+    """Validate one note's text; returns it stripped."""
+    if text is None or not str(text).strip():
+        raise EmptyInput(f"{what} is empty.")
+    text = str(text).strip()
+    if len(text) > MAX_NOTE_CHARS:
+        raise TooLarge(f"{what} has {len(text):,} characters; the limit is {MAX_NOTE_CHARS:,} (about 30,000 words).")
+    if not _WORD.search(text):
+        raise InputError(f"{what} contains no words.")
+    return text
+
+
+def load_notes(data: bytes | Path, name: str = "") -> list[Note]:
+    """Notes from a file: a ``.csv`` (by name) with a ``text`` column, else the whole file is one note.
+
+    Args:
+        data: file bytes or a path.
+        name: the file name (for the ``file`` field and to recognise ``.csv``).
+
+    Raises:
+        InputError: empty, binary, too large, or a CSV without a ``text`` column.
+    """
+    if isinstance(data, (str, Path)):
+        path = Path(data)
+        name = name or str(path)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise InputError(f"The file cannot be read ({exc.strerror}).") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise TooLarge(f"The file is {len(data) / 1e6:.0f} MB; the limit is {MAX_FILE_BYTES / 1e6:.0f} MB.")
+    if not data.strip():
+        raise EmptyInput("The file is empty.")
+    text = _decode(data)
+    if not name.lower().endswith(".csv"):
+        return [Note(check_text(text), "file", name)]
+    try:
+        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        raise UnsupportedFormat(f"The file could not be read as CSV ({str(exc).splitlines()[0][:120]}).") from None
+    cols = {c.strip().lower(): c for c in df.columns}
+    if "text" not in cols:
+        raise InputError(f"The CSV needs a 'text' column (found: {', '.join(map(str, df.columns[:10]))}).")
+    if len(df) == 0:
+        raise EmptyInput("The CSV has a header but no notes.")
+    if len(df) > MAX_NOTES:
+        raise TooLarge(f"The CSV has {len(df):,} notes; the limit is {MAX_NOTES:,}.")
+    ids = df[cols["id"]].astype(str).tolist() if "id" in cols else None
+    if ids is not None:
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise InputError(f"Duplicate ids in the CSV: {', '.join(dup[:5])}.")
+    notes = []
+    for i, t in enumerate(df[cols["text"]].tolist()):
+        label = ids[i] if ids is not None else f"{name}:{i + 2}"
+        notes.append(Note(check_text(t, f"Row {i + 2} ({label})"), "id" if ids is not None else "file", label))
+    return notes

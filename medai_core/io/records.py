@@ -1,0 +1,318 @@
+"""Structured patient records: the published schema and the validating CSV/DataFrame loader.
+
+The schema is the contract for uploads and ``records predict``: which columns the mortality model
+reads, their units, normal ranges, and the plausible (hard) ranges outside which a value is an
+error rather than a sick patient. The fields are those known on day 3 of a SUPPORT2 stay
+(Knaus et al. 1995); outcome columns are never inputs (see the model card).
+
+Blank cells are allowed everywhere: the model has a learned "missing" embedding per feature, so a
+missing laboratory value is never silently replaced by zero or by a normal value.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import EmptyInput, InputError, TooLarge, UnsupportedFormat
+
+MAX_BYTES = 50 * 1024 * 1024
+MAX_ROWS = 100_000
+MAX_COLUMNS = 500
+ID_COLUMN = "id"
+
+
+class SchemaError(InputError):
+    """A records table does not follow the schema; ``problems`` lists each one in plain words."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("The table does not follow the records schema:\n- " + "\n- ".join(self.problems))
+
+
+@dataclass(frozen=True)
+class Field:
+    """One column of the schema.
+
+    Attributes:
+        name: column name in the CSV.
+        label: human name.
+        kind: "numeric", "binary" (0/1) or "categorical".
+        unit: unit of numeric values ("" if none).
+        required: the column must be present (values may still be blank).
+        plausible: (low, high) hard limits; values outside are errors (impossible or mistyped).
+        normal: (low, high) reference range shown to the user, or None.
+        categories: allowed values of a categorical field.
+        help: one line for the form.
+    """
+
+    name: str
+    label: str
+    kind: str
+    unit: str = ""
+    required: bool = True
+    plausible: tuple[float, float] | None = None
+    normal: tuple[float, float] | None = None
+    categories: tuple[str, ...] = ()
+    help: str = ""
+
+    def describe(self, value: object) -> str:
+        """``label = value unit`` as shown beside an attribution."""
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            return f"{self.label}: missing"
+        if self.kind == "numeric":
+            v = float(value)
+            txt = f"{v:.3g}" if abs(v) < 1000 else f"{v:,.0f}"
+            return f"{self.label} = {txt}{' ' + self.unit if self.unit else ''}"
+        if self.kind == "binary":
+            return f"{self.label}: {'yes' if float(value) >= 0.5 else 'no'}"
+        return f"{self.label}: {value}"
+
+
+DZGROUPS = ("ARF/MOSF w/Sepsis", "CHF", "COPD", "Lung Cancer", "MOSF w/Malig", "Coma", "Colon Cancer", "Cirrhosis")
+
+SCHEMA: tuple[Field, ...] = (
+    Field("age", "Age", "numeric", "years", plausible=(18, 110), help="Adults only (the training cohort)."),
+    Field("sex", "Sex", "categorical", categories=("female", "male")),
+    Field("dzgroup", "Disease group", "categorical", categories=DZGROUPS, help="SUPPORT2 primary disease group."),
+    Field("num.co", "Number of comorbidities", "numeric", "", plausible=(0, 20), normal=(0, 0)),
+    Field("diabetes", "Diabetes", "binary", plausible=(0, 1)),
+    Field("dementia", "Dementia", "binary", plausible=(0, 1)),
+    Field("ca", "Cancer", "categorical", categories=("no", "yes", "metastatic")),
+    Field("scoma", "SUPPORT coma score", "numeric", "(0-100)", plausible=(0, 100), normal=(0, 0),
+          help="Day 3, from the Glasgow coma scale; 0 = not in coma."),
+    Field("sps", "SUPPORT physiology score", "numeric", "", plausible=(0, 110), help="Day 3."),
+    Field("aps", "APACHE III physiology score", "numeric", "", plausible=(0, 200), help="Day 3."),
+    Field("meanbp", "Mean arterial pressure", "numeric", "mmHg", plausible=(0, 250), normal=(70, 100)),
+    Field("hrt", "Heart rate", "numeric", "/min", plausible=(0, 300), normal=(60, 100)),
+    Field("resp", "Respiratory rate", "numeric", "/min", plausible=(0, 100), normal=(12, 20)),
+    Field("temp", "Temperature", "numeric", "°C", plausible=(25, 45), normal=(36.1, 37.8)),
+    Field("sod", "Sodium", "numeric", "mmol/L", plausible=(90, 200), normal=(135, 145)),
+    Field("crea", "Creatinine", "numeric", "mg/dL", plausible=(0.05, 30), normal=(0.6, 1.3)),
+    Field("wblc", "White blood cells", "numeric", "x10^9/L", required=False, plausible=(0, 500), normal=(4, 11)),
+    Field("pafi", "PaO2/FiO2 ratio", "numeric", "mmHg", required=False, plausible=(10, 1000), normal=(400, 500)),
+    Field("alb", "Albumin", "numeric", "g/dL", required=False, plausible=(0.3, 10), normal=(3.5, 5.0)),
+    Field("bili", "Bilirubin", "numeric", "mg/dL", required=False, plausible=(0.05, 80), normal=(0.1, 1.2)),
+    Field("ph", "Arterial pH", "numeric", "", required=False, plausible=(6.5, 8.0), normal=(7.35, 7.45)),
+    Field("glucose", "Glucose", "numeric", "mg/dL", required=False, plausible=(5, 2000), normal=(70, 140)),
+    Field("bun", "Blood urea nitrogen", "numeric", "mg/dL", required=False, plausible=(1, 300), normal=(7, 20)),
+    Field("urine", "Urine output", "numeric", "mL/day", required=False, plausible=(0, 15000), normal=(800, 2000)),
+)
+FIELDS: dict[str, Field] = {f.name: f for f in SCHEMA}
+FEATURES: tuple[str, ...] = tuple(f.name for f in SCHEMA)
+
+# Columns of the source data a model must never read (outcomes, later measurements, model outputs,
+# and fields left out on purpose); an upload may carry them, they are ignored with a notice.
+EXCLUDED = {
+    "hospdead": "the label", "death": "outcome", "d.time": "outcome", "slos": "outcome (length of stay)",
+    "hday": "known only after admission day", "charges": "outcome", "totcst": "outcome", "totmcst": "outcome",
+    "surv2m": "model output", "surv6m": "model output", "prg2m": "physician prognosis",
+    "prg6m": "physician prognosis", "dnr": "decision during the stay", "dnrday": "decision during the stay",
+    "sfdm2": "outcome", "adlp": "after day 3", "adls": "after day 3", "adlsc": "after day 3",
+    "avtisst": "average over days 3-25 (leaks the future)",
+    "dzclass": "a coarser copy of dzgroup", "race": "left out (fairness; not physiology)",
+    "income": "left out (fairness; 33% missing)", "edu": "left out (socio-economic; 18% missing)",
+}
+
+
+@dataclass(frozen=True)
+class RecordTable:
+    """A validated table of records.
+
+    Attributes:
+        frame: one row per patient, exactly the schema's columns (blank = NaN / None), typed.
+        ids: the patient identifiers (the ``id`` column, or row numbers 1..n).
+        notices: things the user should know that are not errors (ignored columns, absent optional
+            columns treated as missing).
+        source: the original table (all columns, as read) for writing back with results.
+    """
+
+    frame: pd.DataFrame
+    ids: tuple[str, ...]
+    notices: tuple[str, ...] = ()
+    source: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+
+def _rows(idx: pd.Index | np.ndarray, limit: int = 5) -> str:
+    """Row numbers as the user sees them in a spreadsheet (header is row 1)."""
+    nums = [int(i) + 2 for i in list(idx)[:limit]]
+    more = f" and {len(idx) - limit} more" if len(idx) > limit else ""
+    return ", ".join(map(str, nums)) + more
+
+
+def read_csv(data: bytes | str | Path) -> pd.DataFrame:
+    """Read CSV bytes (or a path) into a DataFrame of strings; format errors become ``InputError``."""
+    if isinstance(data, Path):
+        try:
+            data = data.read_bytes()
+        except OSError as exc:
+            raise InputError(f"The file cannot be read ({exc.strerror}).") from None
+    if isinstance(data, str):
+        data = data.encode()
+    if len(data) > MAX_BYTES:
+        raise TooLarge(f"The table is {len(data) / 1e6:.0f} MB; the limit is {MAX_BYTES / 1e6:.0f} MB.")
+    if not data.strip():
+        raise EmptyInput("The file is empty.")
+    if b"\x00" in data[:4096]:
+        raise UnsupportedFormat("This is not a CSV text file (it contains binary data).")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = data.decode("latin-1")
+    try:
+        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""],
+                         skipinitialspace=True, nrows=MAX_ROWS + 1)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        raise UnsupportedFormat(f"The file could not be read as a CSV table ({str(exc).splitlines()[0][:120]}).") from None
+    if df.shape[1] > MAX_COLUMNS:
+        raise TooLarge(f"The table has {df.shape[1]} columns; the limit is {MAX_COLUMNS}.")
+    if len(df) > MAX_ROWS:
+        raise TooLarge(f"The table has more than {MAX_ROWS:,} rows; split it into smaller files.")
+    if len(df) == 0:
+        raise EmptyInput("The table has a header but no rows.")
+    return df
+
+
+def _normalise_columns(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.copy()
+    df.columns = [str(c).strip() for c in df.columns]
+    return df
+
+
+def validate_records(df: pd.DataFrame, *, require_all: bool = False) -> RecordTable:
+    """Check a table against the schema and return typed features.
+
+    Args:
+        df: the uploaded table (any dtypes; strings are parsed).
+        require_all: treat optional columns as required (not used by the app; for strict callers).
+
+    Raises:
+        SchemaError: listing every problem (missing columns, wrong types, impossible values,
+            NaN-only columns, duplicate IDs), naming the columns and rows.
+        EmptyInput: no rows.
+    """
+    if df is None or len(df) == 0:
+        raise EmptyInput("The table has no rows.")
+    if len(df) > MAX_ROWS:
+        raise TooLarge(f"The table has {len(df):,} rows; the limit is {MAX_ROWS:,}.")
+    df = _normalise_columns(df).reset_index(drop=True)
+    problems: list[str] = []
+    notices: list[str] = []
+    dup_cols = sorted({c for c in df.columns if list(df.columns).count(c) > 1})
+    if dup_cols:
+        raise SchemaError([f"Columns appear more than once: {', '.join(dup_cols)}."])
+
+    missing_req = [f.name for f in SCHEMA if (f.required or require_all) and f.name not in df.columns]
+    if missing_req:
+        problems.append(f"Missing required columns: {', '.join(missing_req)}.")
+    absent_opt = [f.name for f in SCHEMA if not f.required and not require_all and f.name not in df.columns]
+    if absent_opt:
+        notices.append(f"Optional columns not in the file, treated as missing for every patient: {', '.join(absent_opt)}.")
+    extra = [c for c in df.columns if c not in FIELDS and c != ID_COLUMN]
+    if extra:
+        leak = [c for c in extra if c in EXCLUDED]
+        more = f" and {len(extra) - 12} more" if len(extra) > 12 else ""
+        msg = f"Ignored columns (not model inputs): {', '.join(extra[:12])}{more}."
+        if leak:
+            msg += f" {len(leak)} of them are outcomes or fields left out on purpose (see the model card); they are never read."
+        notices.append(msg)
+
+    out = pd.DataFrame(index=df.index)
+    for f in SCHEMA:
+        if f.name not in df.columns:
+            out[f.name] = np.nan if f.kind != "categorical" else None
+            continue
+        raw = df[f.name]
+        blank = raw.isna() | raw.astype(str).str.strip().isin(["", "nan", "NaN", "NA", "N/A", "null", "None"])
+        if blank.all():
+            if f.required:
+                problems.append(f"Column {f.name!r} ({f.label}) is empty in every row; it is required: "
+                                f"give its values (blank cells are allowed in some rows, not in all).")
+            else:
+                notices.append(f"Column {f.name!r} ({f.label}) is empty in every row: treated as missing.")
+                out[f.name] = np.nan
+            continue
+        if f.kind == "categorical":
+            vals = raw.astype(str).str.strip().str.lower().where(~blank)
+            allowed = {c.lower(): c for c in f.categories}
+            bad = vals.notna() & ~vals.isin(list(allowed))
+            if bad.any():
+                shown = sorted(set(raw[bad].astype(str)))[:5]
+                problems.append(f"Column {f.name!r}: unknown values {shown} in rows {_rows(df.index[bad])}; "
+                                f"allowed: {', '.join(f.categories)}.")
+            out[f.name] = vals.map(allowed).where(~bad & vals.notna(), None)
+        else:
+            num = pd.to_numeric(raw.where(~blank), errors="coerce")
+            wrong = num.isna() & ~blank
+            if wrong.any():
+                shown = sorted(set(raw[wrong].astype(str)))[:5]
+                problems.append(f"Column {f.name!r} ({f.label}) must be a number; got {shown} in rows {_rows(df.index[wrong])}.")
+            nonfinite = ~np.isfinite(num.fillna(0.0))
+            if nonfinite.any():
+                problems.append(f"Column {f.name!r}: infinite values in rows {_rows(df.index[nonfinite])}.")
+            if f.kind == "binary":
+                badb = num.notna() & ~num.isin([0, 1])
+                if badb.any():
+                    problems.append(f"Column {f.name!r} ({f.label}) must be 0 or 1; rows {_rows(df.index[badb])}.")
+            elif f.plausible is not None:
+                lo, hi = f.plausible
+                oor = num.notna() & np.isfinite(num) & ((num < lo) | (num > hi))
+                if oor.any():
+                    problems.append(f"Column {f.name!r} ({f.label}) outside the plausible range {lo:g}-{hi:g}"
+                                    f"{' ' + f.unit if f.unit else ''} in rows {_rows(df.index[oor])} "
+                                    f"(values {sorted(set(num[oor].round(3).tolist()))[:5]}).")
+            out[f.name] = num.astype(float)
+
+    if ID_COLUMN in df.columns:
+        ids = df[ID_COLUMN].astype(str).str.strip()
+        blank_id = df[ID_COLUMN].isna() | (ids == "")
+        if blank_id.any():
+            problems.append(f"Column 'id' is blank in rows {_rows(df.index[blank_id])}.")
+        dup = ids.duplicated(keep=False) & ~blank_id
+        if dup.any():
+            problems.append(f"Duplicate ids {sorted(set(ids[dup]))[:5]} in rows {_rows(df.index[dup])}.")
+        id_list = tuple(ids.tolist())
+    else:
+        id_list = tuple(str(i + 1) for i in range(len(df)))
+    if problems:
+        raise SchemaError(problems)
+    return RecordTable(frame=out, ids=id_list, notices=tuple(notices), source=df)
+
+
+def load_records(data: bytes | str | Path | pd.DataFrame) -> RecordTable:
+    """Read and validate a records table (CSV bytes, a path, or a DataFrame).
+
+    Raises:
+        InputError: unreadable file, or a ``SchemaError`` listing every schema problem.
+    """
+    df = data if isinstance(data, pd.DataFrame) else read_csv(data)
+    return validate_records(df)
+
+
+def record_from_form(values: dict[str, object]) -> RecordTable:
+    """One record from a form (``None`` = missing) validated like an upload."""
+    row = {f.name: values.get(f.name) for f in SCHEMA}
+    df = pd.DataFrame([{k: ("" if v is None else v) for k, v in row.items()}])
+    df = df.replace({"": np.nan})
+    return validate_records(df)
+
+
+def schema_table() -> pd.DataFrame:
+    """The published schema as a table (for the page, the README and ``records schema``)."""
+    rows = []
+    for f in SCHEMA:
+        rows.append({
+            "column": f.name, "meaning": f.label, "type": f.kind, "unit": f.unit,
+            "required": "yes" if f.required else "optional",
+            "allowed": (", ".join(f.categories) if f.categories else
+                        (f"{f.plausible[0]:g} to {f.plausible[1]:g}" if f.plausible else "")),
+            "normal range": (f"{f.normal[0]:g}" if f.normal and f.normal[0] == f.normal[1] else
+                             f"{f.normal[0]:g}-{f.normal[1]:g}" if f.normal else ""),
+        })
+    return pd.DataFrame(rows)

@@ -1,0 +1,68 @@
+"""Transformer building blocks that keep their attention weights, so pages can show them.
+
+``nn.MultiheadAttention``'s fused path does not return per-head weights cheaply; this small
+pre-norm block (Xiong et al. 2020) computes them explicitly and returns them with its output.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention returning ``(output, weights)``; weights are (N, heads, T, T)."""
+
+    def __init__(self, dim: int, heads: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        if dim % heads:
+            raise ValueError("dim must be divisible by heads")
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, pad_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        n, t, d = x.shape
+        h = self.heads
+        q, k, v = self.qkv(x).view(n, t, 3, h, d // h).permute(2, 0, 3, 1, 4)
+        scores = q @ k.transpose(-1, -2) / math.sqrt(d // h)
+        if pad_mask is not None:  # (N, T) True where padding: nothing attends to it
+            scores = scores.masked_fill(pad_mask[:, None, None, :], float("-inf"))
+        attn = scores.softmax(-1)
+        y = (self.drop(attn) @ v).transpose(1, 2).reshape(n, t, d)
+        return self.out(y), attn
+
+
+class Block(nn.Module):
+    """Pre-norm Transformer block: x + attn(LN(x)); x + FFN(LN(x)). Returns ``(x, attention)``."""
+
+    def __init__(self, dim: int, heads: int, ffn_mult: float = 2.0, dropout: float = 0.1,
+                 attn_dropout: float = 0.1) -> None:
+        super().__init__()
+        hidden = int(dim * ffn_mult)
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = SelfAttention(dim, heads, attn_dropout)
+        self.norm2 = nn.LayerNorm(dim)
+        self.ffn = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, pad_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        a, w = self.attn(self.norm1(x), pad_mask)
+        x = x + self.drop(a)
+        x = x + self.drop(self.ffn(self.norm2(x)))
+        return x, w
+
+
+def cls_attention(weights: list[torch.Tensor]) -> torch.Tensor:
+    """CLS-to-token attention from each layer: (layers, N, heads, T-1), CLS assumed at position 0."""
+    return torch.stack([w[:, :, 0, 1:] for w in weights])
+
+
+def binary_calibrate(logit: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """Platt scaling of a binary logit: ``sigmoid(scale * logit + bias)``."""
+    return torch.sigmoid(scale * logit + bias)
+
+
+__all__ = ["Block", "SelfAttention", "binary_calibrate", "cls_attention"]

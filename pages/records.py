@@ -1,0 +1,217 @@
+"""Records workspace: structured day-3 records (mortality risk) and clinical notes (specialty), explained."""
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+import ui
+from medai_core import notes as N
+from medai_core import records as R
+from medai_core.errors import MedAIError
+from medai_core.explain import EXPLAINERS, explainer_for
+from medai_core.io.notes import MAX_NOTE_CHARS, Note, check_text, load_notes
+from medai_core.io.records import SCHEMA, SchemaError, load_records, record_from_form, schema_table
+from medai_core.models import get_spec
+from medai_core.plots_records import (attention_bar, attention_heatmap, attribution_figure, class_probability_figure,
+                                      importance_figure, risk_figure, word_bar)
+from medai_core.samples import SYNTHETIC_NOTES, synthetic_records
+
+K_TAB_MODEL, K_REC_SOURCE, K_REC_UPLOAD, K_REC_ROW = "records.model", "records.source", "records.upload", "records.row"
+K_NOTE_MODEL, K_NOTE_SOURCE, K_NOTE_UPLOAD, K_NOTE_TEXT = "notes.model", "notes.source", "notes.upload", "notes.text"
+
+ui.route_via_app()
+st.title("Records")
+st.caption(ui.INTENDED_USE)
+tab_rec, tab_note = st.tabs(["Structured record: in-hospital mortality", "Clinical note: specialty"])
+
+
+def _field_input(f, default):  # noqa: ANN001, ANN202 - a schema Field and its pre-filled value
+    rng = f" · normal {f.normal[0]:g}-{f.normal[1]:g}" if f.normal and f.normal[1] > f.normal[0] else ""
+    label = f"{f.label}{' (' + f.unit + ')' if f.unit else ''}"
+    helptext = f"`{f.name}`{rng}. {f.help} Leave blank if unknown (the model has a learned 'missing' value)."
+    if f.kind == "categorical":
+        opts = [None, *f.categories]
+        return st.selectbox(label, opts, index=opts.index(default), format_func=lambda v: "missing" if v is None else v,
+                            key=f"records.form.{f.name}", help=helptext)
+    if f.kind == "binary":
+        return st.selectbox(label, [None, 0, 1], index=1, key=f"records.form.{f.name}", help=helptext,
+                            format_func=lambda v: {None: "missing", 0: "no", 1: "yes"}[v])
+    return st.number_input(label + rng, min_value=float(f.plausible[0]), max_value=float(f.plausible[1]),
+                           value=None if default is None else round(float(default), 2), placeholder="missing",
+                           key=f"records.form.{f.name}", help=helptext)
+
+
+def structured_tab() -> None:
+    name = ui.model_picker("tabular", K_TAB_MODEL)
+    try:
+        spec, model = get_spec(name), ui.cached_model(name)
+    except MedAIError as err:
+        ui.show_error(err)
+        return
+    source = st.radio("Records from", ["Form: one patient", "Upload a CSV", "Synthetic demo batch"], horizontal=True,
+                      key=K_REC_SOURCE)
+    with st.expander("Published schema for uploads (columns, units, allowed and normal ranges)"):
+        st.dataframe(schema_table(), hide_index=True, width="stretch")
+        st.caption("Blank cells mean 'missing' and are allowed. Optional columns may be left out. An optional "
+                   "`id` column names each patient (must be unique). Other columns are ignored.")
+    try:
+        if source == "Form: one patient":
+            ref = R.reference_values(model)
+            with st.form("records.form"):
+                st.caption("Pre-filled with the training cohort's typical patient (medians, most common categories); "
+                           "clear a value to mark it missing.")
+                cols = st.columns(4)
+                values = {}
+                for i, f in enumerate(SCHEMA):
+                    with cols[i % 4]:
+                        values[f.name] = _field_input(f, ref[f.name] if f.required else None)
+                st.form_submit_button("Score this patient", type="primary")
+            table = record_from_form(values)
+        elif source == "Upload a CSV":
+            up = st.file_uploader("Records CSV (one row per patient)", type=["csv"], key=K_REC_UPLOAD)
+            if up is None:
+                st.info("Upload a CSV following the schema above. It stays in memory and is never saved.")
+                return
+            table = load_records(up.getvalue())
+        else:
+            st.caption("**Synthetic**: made-up records from a seeded generator (`medai_core.samples.synthetic_records`); "
+                       "no real patient.")
+            table = load_records(synthetic_records())
+    except SchemaError as err:
+        st.error("**The table does not follow the records schema.**\n\n" + "\n".join(f"- {p}" for p in err.problems),
+                 icon=":material/error:")
+        return
+    except MedAIError as err:
+        ui.show_error(err)
+        return
+    for notice in table.notices:
+        st.info(notice, icon=":material/info:")
+    scores = R.score(model, spec, table)
+    if len(table) > 1:
+        st.subheader(f"Risk for {len(table)} patients")
+        st.dataframe(scores.frame().style.format({"risk": "{:.1%}"}), hide_index=True, width="stretch", key="records.table")
+        st.download_button("Download results (CSV)", R.write_back(table, scores).to_csv(index=False),
+                           "medai_records_risk.csv", "text/csv", icon=":material/download:")
+    row = st.selectbox("Patient to explain", range(len(table)), format_func=lambda i: f"{table.ids[i]} ({scores.risk[i]:.0%})",
+                       key=K_REC_ROW) if len(table) > 1 else 0
+    methods = sorted(EXPLAINERS.names(modalities=spec.modality), key=lambda n: n != "shapley_sampling")
+    c1, c2 = st.columns([3, 2])
+    method = c2.radio("Attribution method", methods, key="records.method", format_func=lambda n: explainer_for(n, "tabular")[1]["label"],
+                      help="Shapley value sampling (default): swaps whole features, so missing and categorical values "
+                           "are handled exactly and contributions add up to the risk difference. Integrated Gradients "
+                           "interpolates the feature tokens: faster, approximate (convergence delta shown).")
+    key = ("records.exp", ui.digest(pd.util.hash_pandas_object(table.frame, index=True).values.tobytes()), name, row, method)
+    if key not in st.session_state:
+        with st.spinner("Computing attributions…"):
+            st.session_state[key] = R.explain_record(model, spec, table, row, method)
+    exp = st.session_state[key]
+    d = exp.diagnostics
+    c1.metric(f"Patient {table.ids[row]}: risk of {spec.extra['risk_of']}", f"{scores.risk[row]:.1%}")
+    c1.markdown(f"Label: **{scores.labels[row]}** (threshold {scores.threshold:.0%}, chosen on validation by Youden's J)")
+    c1.plotly_chart(risk_figure(scores.risk[row], scores.threshold, spec.extra["risk_of"], d["reference_risk"]), key="records.risk")
+    st.plotly_chart(attribution_figure(R.attribution_frame(exp, table, row),
+                                       f"Why {scores.risk[row]:.1%} rather than the reference patient's {d['reference_risk']:.1%}"),
+                    key="records.attr")
+    extra = (f"convergence delta {d['convergence_delta']:.2e} ({d['relative_delta']:.2%} of the difference)"
+             if "convergence_delta" in d else f"sum of contributions equals the risk difference to within {abs(d['sum_minus_difference']):.1e}")
+    st.caption(f"{explainer_for(method, 'tabular')[1]['label']} in {exp.seconds * 1000:.0f} ms · {extra}. "
+               "The reference is the typical training patient (see the form's pre-filled values).")
+    st.subheader("Attention map")
+    att = R.attention(model, table, row)
+    names = [f.label for f in SCHEMA]
+    a1, a2 = st.columns(2)
+    layer = a1.selectbox("Layer", range(att.shape[0]), format_func=lambda i: f"layer {i + 1}", index=att.shape[0] - 1, key="records.layer")
+    head = a2.selectbox("Head", [-1, *range(att.shape[1])], format_func=lambda h: "mean of heads" if h < 0 else f"head {h + 1}", key="records.head")
+    w = att[layer].mean(0) if head < 0 else att[layer, head]
+    st.plotly_chart(attention_bar(w, names, f"CLS-to-feature attention, layer {layer + 1}, "
+                                  f"{'mean of heads' if head < 0 else f'head {head + 1}'}"), key="records.attn")
+    st.caption("Attention shows where the model looked, not whether a value raised or lowered the risk.")
+    with st.expander("All layers and heads"):
+        st.plotly_chart(attention_heatmap(att, names, "CLS-to-feature attention"), key="records.attn_all")
+    if len(table) > 1:
+        st.subheader("Global importance for this batch")
+        gkey = ("records.global", key[1], name)
+        if gkey not in st.session_state:
+            with st.spinner("Attributing the batch…"):
+                st.session_state[gkey] = R.global_importance(model, spec, table)
+        g = st.session_state[gkey]
+        st.plotly_chart(importance_figure(g, f"Mean |contribution| over {g.attrs['n_records']} records "
+                                             "(Integrated Gradients on feature tokens)"), key="records.global")
+
+
+def notes_tab() -> None:
+    name = ui.model_picker("text", K_NOTE_MODEL)
+    try:
+        spec, model, vocab = get_spec(name), ui.cached_model(name), N.load_vocab(get_spec(name))
+    except MedAIError as err:
+        ui.show_error(err)
+        return
+    source = st.radio("Note from", ["Paste text", "Upload .txt / .csv", "Synthetic demo note"], horizontal=True, key=K_NOTE_SOURCE)
+    try:
+        if source == "Paste text":
+            text = st.text_area("Clinical note", height=180, max_chars=MAX_NOTE_CHARS, key=K_NOTE_TEXT,
+                                placeholder="Paste a transcription; it stays in memory and is never saved.")
+            if not text.strip():
+                st.info("Paste a note, upload a file, or pick a synthetic demo note.")
+                return
+            notes = [Note(check_text(text), "file", "pasted note")]
+        elif source == "Upload .txt / .csv":
+            up = st.file_uploader("A .txt note, or a .csv with a 'text' column (and optional 'id')", type=["txt", "csv"], key=K_NOTE_UPLOAD)
+            if up is None:
+                st.info("Upload a file. It stays in memory and is never saved.")
+                return
+            notes = load_notes(up.getvalue(), up.name)
+        else:
+            pick = st.selectbox("Synthetic note (written for MedAI, not from MTSamples)", list(SYNTHETIC_NOTES), key="notes.demo")
+            notes = [Note(SYNTHETIC_NOTES[pick], "file", pick)]
+    except MedAIError as err:
+        ui.show_error(err)
+        return
+    preds = [N.classify(model, spec, vocab, n.text) for n in notes]
+    i = 0
+    if len(notes) > 1:
+        st.dataframe(pd.DataFrame({"note": [n.ref for n in notes], "specialty": [p.label for p in preds],
+                                   "probability": [p.probabilities[p.label] for p in preds]}).style.format({"probability": "{:.1%}"}),
+                     hide_index=True, width="stretch", key="notes.table")
+        i = st.selectbox("Note to explain", range(len(notes)), format_func=lambda k: notes[k].ref, key="notes.pick")
+    note, pred = notes[i], preds[i]
+    c1, c2 = st.columns([3, 2])
+    c1.plotly_chart(class_probability_figure(pred.top(3), "Top 3 specialties (calibrated)"), key="notes.probs")
+    win = spec.extra["max_tokens"]
+    c2.markdown(f"**{pred.label}** · {pred.probabilities[pred.label]:.0%}  \n{pred.n_tokens:,} words"
+                f"{f', {pred.unknown_share:.0%} not in the vocabulary' if pred.unknown_share >= 0.005 else ''}")
+    if pred.n_windows > 1:
+        c2.warning(f"Long note: read in {pred.n_windows} windows of up to {win} words; the prediction averages the "
+                   "windows, so every word counts and nothing is cut off.", icon=":material/view_week:")
+    else:
+        c2.caption(f"Notes longer than {win} words are read in windows of {win} and averaged; this one fits one window.")
+    target = c2.selectbox("Explain specialty", spec.labels, index=spec.labels.index(pred.label), key=f"notes.target.{i}")
+    enc = N.encode_note(note.text, vocab, spec)
+    key = ("notes.exp", ui.digest(note.text.encode()), name, target)
+    if key not in st.session_state:
+        with st.spinner("Computing token attributions…"):
+            st.session_state[key] = N.explain_note(model, spec, vocab, enc, target)
+    ta = st.session_state[key]
+    d = ta.explanation.diagnostics
+    st.subheader(f"Which words argue for '{target}'")
+    st.caption(f"Integrated Gradients on the word embeddings (baseline: words replaced by padding), "
+               f"{ta.explanation.seconds * 1000:.0f} ms, convergence delta {d['relative_delta']:.1%} of the logit difference. "
+               "Red: evidence for the specialty; green: against. Hover a word for its value.")
+    st.markdown(N.highlight_html(ta.tokens, ta.values, signed=True), unsafe_allow_html=True)
+    st.plotly_chart(word_bar(N.top_words(ta.tokens, ta.values), f"Words that moved '{target}' most"), key="notes.words")
+    st.subheader("Attention map")
+    att = N.note_attention(model, enc)
+    a1, a2 = st.columns(2)
+    layer = a1.selectbox("Layer", range(att.shape[0]), format_func=lambda k: f"layer {k + 1}", index=att.shape[0] - 1, key="notes.layer")
+    head = a2.selectbox("Head", [-1, *range(att.shape[1])], format_func=lambda h: "mean of heads" if h < 0 else f"head {h + 1}", key="notes.head")
+    w = att[layer].mean(0) if head < 0 else att[layer, head]
+    st.caption("CLS-to-word attention (blue): where the classifier token looked. It is not a direction of evidence.")
+    st.markdown(N.highlight_html(enc.tokens, w, signed=False), unsafe_allow_html=True)
+    words = [enc.tokens.text[a:b] for a, b in enc.tokens.spans]
+    st.plotly_chart(attention_bar(np.asarray(w), [f"{wd} #{k + 1}" for k, wd in enumerate(words)],
+                                  f"Most attended words, layer {layer + 1}", top=15), key="notes.attn")
+
+
+with tab_rec:
+    structured_tab()
+with tab_note:
+    notes_tab()
