@@ -234,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     ntr = nt.add_parser("train", help="train notes_tfm on MTSamples and write weights, vocabulary + model card")
     ntr.add_argument("--data", required=True, help="path to mtsamples.csv.gz")
     ntr.add_argument("--out", default=str(assets_dir()))
-    ntr.add_argument("--epochs", type=int, default=40)
+    ntr.add_argument("--epochs", type=int, default=30)
     ntr.add_argument("--seed", type=int, default=SEED)
     ntr.add_argument("--threads", type=int, default=0)
     ntr.set_defaults(func=_notes_train)

@@ -108,8 +108,8 @@ class CountingForward:
         self.calls = 0
         self.progress = progress
 
-    def __call__(self, x):  # noqa: ANN001 - a tensor
-        out = self.model(x)
+    def __call__(self, x, *args):  # noqa: ANN001, ANN002 - tensors
+        out = self.model(x, *args)
         self.calls += 1
         if self.progress is not None:
             self.progress(min(self.calls / self.expected, 1.0))

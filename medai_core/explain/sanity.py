@@ -9,18 +9,21 @@ from torch import nn
 
 
 def randomised_copy(model: nn.Module, seed: int = 0) -> nn.Module:
-    """A copy with every conv/linear/norm layer re-initialised (full cascading randomisation);
+    """A copy with every conv/linear/embedding/norm layer and free parameter re-initialised (full cascading randomisation);
     buffers such as input normalisation are kept. The shared trained model is never touched."""
     rnd = copy.deepcopy(model)
     gen_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
         for m in rnd.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear, nn.Conv1d, nn.Embedding)):
+            if isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d, nn.LayerNorm)):
+                if m.weight is not None:
+                    nn.init.normal_(m.weight, 1.0, 0.1)
+                    nn.init.normal_(m.bias, 0.0, 0.1)
+            elif callable(getattr(m, "reset_parameters", None)):
+                # conv, linear, embedding, and our own modules' free parameters (feature tokenizer,
+                # CLS token, positions) define reset_parameters()
                 m.reset_parameters()
-            elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d, nn.LayerNorm)) and m.weight is not None:
-                nn.init.normal_(m.weight, 1.0, 0.1)
-                nn.init.normal_(m.bias, 0.0, 0.1)
     finally:
         torch.random.set_rng_state(gen_state)
     return rnd.eval()

@@ -34,11 +34,12 @@ def integrated_gradients_text(model: nn.Module, ids: torch.Tensor, target: int, 
     fwd = CountingForward(model, 2, progress)
     with model_lock(model), torch.enable_grad():
         lig = LayerIntegratedGradients(fwd, model.embed)
+        pad = ids == 0  # the note's own padding mask, also for the baseline (only embeddings move)
         attr, delta = lig.attribute(ids, baselines=text_baseline(ids), target=target, n_steps=n_steps,
-                                    method="gausslegendre", return_convergence_delta=True,
-                                    internal_batch_size=max(n_steps * n_win, 1))
+                                    additional_forward_args=(pad,), method="gausslegendre",
+                                    return_convergence_delta=True, internal_batch_size=max(n_steps * n_win, 1))
         with torch.no_grad():
-            diff = (model(ids)[:, target] - model(text_baseline(ids))[:, target]).mean()
+            diff = (model(ids, pad)[:, target] - model(text_baseline(ids), pad)[:, target]).mean()
     a = attr.detach().sum(-1)[:, 1:] / n_win
     d = float(delta.abs().sum()) / n_win
     return Explanation("integrated_gradients", str(target), a.double().numpy(),

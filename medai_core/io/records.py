@@ -185,12 +185,14 @@ def _normalise_columns(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def validate_records(df: pd.DataFrame, *, require_all: bool = False) -> RecordTable:
+def validate_records(df: pd.DataFrame, *, require_all: bool = False, from_form: bool = False) -> RecordTable:
     """Check a table against the schema and return typed features.
 
     Args:
         df: the uploaded table (any dtypes; strings are parsed).
         require_all: treat optional columns as required (not used by the app; for strict callers).
+        from_form: one record typed in a form: any field may be blank (an upload must give each
+            required column at least one value).
 
     Raises:
         SchemaError: listing every problem (missing columns, wrong types, impossible values,
@@ -231,7 +233,7 @@ def validate_records(df: pd.DataFrame, *, require_all: bool = False) -> RecordTa
         raw = df[f.name]
         blank = raw.isna() | raw.astype(str).str.strip().isin(["", "nan", "NaN", "NA", "N/A", "null", "None"])
         if blank.all():
-            if f.required:
+            if f.required and not from_form:
                 problems.append(f"Column {f.name!r} ({f.label}) is empty in every row; it is required: "
                                 f"give its values (blank cells are allowed in some rows, not in all).")
             else:
@@ -300,7 +302,7 @@ def record_from_form(values: dict[str, object]) -> RecordTable:
     row = {f.name: values.get(f.name) for f in SCHEMA}
     df = pd.DataFrame([{k: ("" if v is None else v) for k, v in row.items()}])
     df = df.replace({"": np.nan})
-    return validate_records(df)
+    return validate_records(df, from_form=True)
 
 
 def schema_table() -> pd.DataFrame:

@@ -41,8 +41,15 @@ class NotesTransformer(nn.Module):
         self.head = nn.Linear(2 * dim, n_classes)
         self.register_buffer("temperature", torch.tensor(1.0))
 
-    def forward_with_attention(self, ids: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        pad = ids == 0
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.pos, std=0.02)
+
+    def forward_with_attention(self, ids: torch.Tensor, pad: torch.Tensor | None = None
+                               ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """``pad`` (N, T) marks padding; by default ``ids == 0``. Attribution passes the real note's mask
+        with its baseline, so only the word embeddings change along the integration path."""
+        if pad is None:
+            pad = ids == 0
         h = self.drop(self.embed(ids) + self.pos[:, : ids.shape[1]])
         weights = []
         for blk in self.blocks:
@@ -54,8 +61,8 @@ class NotesTransformer(nn.Module):
         mean = (h * keep).sum(1) / keep.sum(1).clamp_min(1.0)
         return self.head(torch.cat([h[:, 0], mean], -1)), weights
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.forward_with_attention(ids)[0]
+    def forward(self, ids: torch.Tensor, pad: torch.Tensor | None = None) -> torch.Tensor:
+        return self.forward_with_attention(ids, pad)[0]
 
     def cls_attention(self, ids: torch.Tensor) -> torch.Tensor:
         """CLS-to-token attention: (layers, N, heads, T-1)."""

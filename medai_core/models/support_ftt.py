@@ -62,17 +62,22 @@ class FeatureTokenizer(nn.Module):
         self.kinds = [f.kind for f in SCHEMA]
         sizes = categorical_sizes()
         n = len(SCHEMA)
-        self.weight = nn.Parameter(torch.randn(n, dim) * 0.1)
-        self.bias = nn.Parameter(torch.randn(n, dim) * 0.1)
-        self.missing = nn.Parameter(torch.randn(n, dim) * 0.1)
+        self.weight = nn.Parameter(torch.empty(n, dim))
+        self.bias = nn.Parameter(torch.empty(n, dim))
+        self.missing = nn.Parameter(torch.empty(n, dim))
         self.cat_index = [j for j, s in enumerate(sizes) if s]
         self.num_index = [j for j, s in enumerate(sizes) if not s]
         self.embeddings = nn.ModuleList(nn.Embedding(sizes[j], dim) for j in self.cat_index)
-        for e in self.embeddings:
-            nn.init.normal_(e.weight, std=0.1)
+        self.reset_parameters()
         self.register_buffer("log_mask", torch.tensor([f.name in LOG_FEATURES for f in SCHEMA]))
         self.register_buffer("center", torch.zeros(n))
         self.register_buffer("scale", torch.ones(n))
+
+    def reset_parameters(self) -> None:
+        for p in (self.weight, self.bias, self.missing):
+            nn.init.normal_(p, std=0.1)
+        for e in self.embeddings:
+            nn.init.normal_(e.weight, std=0.1)
 
     def standardise(self, values: torch.Tensor) -> torch.Tensor:
         v = torch.where(self.log_mask, torch.log1p(values.clamp_min(0)), values)
@@ -104,6 +109,9 @@ class SupportFTT(nn.Module):
         self.register_buffer("platt_scale", torch.tensor(1.0))
         self.register_buffer("platt_bias", torch.tensor(0.0))
         self.register_buffer("decision_threshold", torch.tensor(0.5))
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.cls, std=0.1)
 
     def forward_with_attention(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         tokens = self.tokenizer(x)

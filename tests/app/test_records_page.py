@@ -1,0 +1,98 @@
+"""AppTest of the Records page: both tabs, uploads, bad files, form, attributions and attention."""
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from medai_core.samples import SYNTHETIC_NOTES, synthetic_records
+from tests.conftest import ROOT
+
+APP = str(ROOT / "app.py")
+
+
+def _records() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    at.switch_page("pages/records.py")
+    at.run()
+    assert not at.exception
+    return at
+
+
+def _charts(at: AppTest) -> list:
+    return at.get("plotly_chart")
+
+
+def test_form_scores_one_patient_with_attributions_and_attention():
+    at = _records()
+    assert not at.error
+    metric = at.metric[0]
+    assert "risk of in-hospital death" in metric.label and metric.value.endswith("%")
+    assert any("Shapley value sampling in" in c.value for c in at.caption)
+    assert len(_charts(at)) >= 4  # risk, attributions, attention bar, heatmap
+    # marking a value missing is allowed and changes nothing but that feature
+    at.number_input(key="records.form.crea").set_value(None)
+    at.button[0].click().run()
+    assert not at.exception and not at.error
+
+
+def test_batch_upload_table_download_and_global_importance():
+    at = _records()
+    at.radio(key="records.source").set_value("Upload a CSV").run()
+    data = synthetic_records(6, seed=4).to_csv(index=False).encode()
+    at.file_uploader(key="records.upload").upload("batch.csv", data, "text/csv")
+    at.run()
+    assert not at.exception and not at.error
+    assert any("Risk for 6 patients" in h.value for h in at.subheader)
+    assert any("Global importance" in h.value for h in at.subheader)
+    at.selectbox(key="records.row").set_value(3).run()
+    assert "SYN-004" in at.metric[0].label
+    at.radio(key="records.method").set_value("integrated_gradients").run()
+    assert any("convergence delta" in c.value for c in at.caption)
+    at.selectbox(key="records.layer").set_value(0).run()
+    at.selectbox(key="records.head").set_value(2).run()
+    assert not at.exception
+
+
+@pytest.mark.parametrize("data,expect", [
+    (b"", "empty"),
+    (b"age,sex\n70,female\n", "Missing required columns"),
+    (synthetic_records(3).assign(age="old").to_csv(index=False).encode(), "must be a number"),
+    (b"\x00\x01binary", "not a CSV"),
+])
+def test_bad_record_uploads_get_clear_messages(data, expect):
+    at = _records()
+    at.radio(key="records.source").set_value("Upload a CSV").run()
+    at.file_uploader(key="records.upload").upload("bad.csv", data, "text/csv")
+    at.run()
+    assert not at.exception
+    assert any(expect in e.value for e in at.error), [e.value for e in at.error]
+
+
+def test_notes_demo_paste_and_csv_upload():
+    at = _records()
+    at.radio(key="notes.source").set_value("Synthetic demo note").run()
+    assert not at.exception and not at.error
+    assert any("Which words argue for" in h.value for h in at.subheader)
+    assert any("<span" in m.value for m in at.markdown)  # inline highlights
+    at.radio(key="notes.source").set_value("Paste text").run()
+    at.text_area(key="notes.text").input(SYNTHETIC_NOTES["Chest pain consult (synthetic)"] * 30).run()
+    assert not at.exception and not at.error
+    assert any("windows" in w.value for w in at.warning)  # a long note says how it is read
+    at.radio(key="notes.source").set_value("Upload .txt / .csv").run()
+    csv = ("id,text\n" + "\n".join(f'n{i},"{t}"' for i, t in enumerate(SYNTHETIC_NOTES.values()))).encode()
+    at.file_uploader(key="notes.upload").upload("notes.csv", csv, "text/csv")
+    at.run()
+    assert not at.exception and not at.error
+    at.selectbox(key="notes.pick").set_value(2).run()
+    at.selectbox(key="notes.layer").set_value(0).run()
+    assert not at.exception
+
+
+def test_bad_note_upload_gets_message():
+    at = _records()
+    at.radio(key="notes.source").set_value("Upload .txt / .csv").run()
+    at.file_uploader(key="notes.upload").upload("notes.csv", b"author,body\nme,hello\n", "text/csv")
+    at.run()
+    assert not at.exception
+    assert any("'text' column" in e.value for e in at.error)
