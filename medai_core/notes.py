@@ -132,11 +132,16 @@ def highlight_html(tokens: Tokens, values: np.ndarray, signed: bool = True, max_
     """The note as HTML with each word's background coloured by its value: red raises the class,
     green lowers it (signed), or one hue for unsigned weights (attention). Text is escaped."""
     text = tokens.text
+    values = raw_values = np.asarray(values, dtype=float)
+    if not signed and len(values):
+        # unsigned weights (attention) are shaded from their minimum to their maximum, so a nearly
+        # even distribution still shows its ranking; callers state how flat it is
+        values = values - values.min()
     scale = float(np.max(np.abs(values))) if len(values) else 0.0
     scale = scale or 1.0
     out, pos = [], 0
     limit = len(text) if max_chars is None else min(len(text), max_chars)
-    for (a, b), v in zip(tokens.spans, values):
+    for (a, b), v, raw in zip(tokens.spans, values, raw_values):
         if a >= limit:
             break
         out.append(html.escape(text[pos:a]))
@@ -147,7 +152,7 @@ def highlight_html(tokens: Tokens, values: np.ndarray, signed: bool = True, max_
             rgb = "41,128,185"
         alpha = min(abs(s), 1.0) * 0.85
         word = html.escape(text[a:b])
-        out.append(f'<span title="{v:+.4f}" style="background: rgba({rgb},{alpha:.2f}); border-radius: 3px">{word}</span>'
+        out.append(f'<span title="{raw:+.4f}" style="background: rgba({rgb},{alpha:.2f}); border-radius: 3px">{word}</span>'
                    if alpha >= 0.02 else word)
         pos = b
     out.append(html.escape(text[pos:limit]))
@@ -155,6 +160,12 @@ def highlight_html(tokens: Tokens, values: np.ndarray, signed: bool = True, max_
         out.append(" …")
     body = "".join(out).replace("\n", "<br>")
     return f'<div style="line-height: 1.9; font-size: 0.95rem; max-height: 28rem; overflow-y: auto">{body}</div>'
+
+
+def attention_peakedness(weights: np.ndarray) -> float:
+    """How far one head's attention is from even: the largest weight divided by 1/n (1 = perfectly even)."""
+    w = np.asarray(weights, dtype=float)
+    return float(w.max() * len(w)) if len(w) else 0.0
 
 
 def top_words(tokens: Tokens, values: np.ndarray, k: int = 15) -> list[tuple[str, float]]:

@@ -201,10 +201,12 @@ def notes_tab() -> None:
     st.subheader("Attention map")
     att = N.note_attention(model, enc)
     a1, a2 = st.columns(2)
-    layer = a1.selectbox("Layer", range(att.shape[0]), format_func=lambda k: f"layer {k + 1}", index=att.shape[0] - 1, key="notes.layer")
+    layer = a1.selectbox("Layer", range(att.shape[0]), format_func=lambda k: f"layer {k + 1}", index=0, key="notes.layer")
     head = a2.selectbox("Head", [-1, *range(att.shape[1])], format_func=lambda h: "mean of heads" if h < 0 else f"head {h + 1}", key="notes.head")
     w = att[layer].mean(0) if head < 0 else att[layer, head]
-    st.caption("CLS-to-word attention (blue): where the classifier token looked. It is not a direction of evidence.")
+    st.caption(f"CLS-to-word attention (blue, shaded from this head's smallest to largest weight): where the classifier "
+               f"token looked, not a direction of evidence. Largest weight = {N.attention_peakedness(w):.1f} x an even "
+               "spread" + (" (this head spreads its attention almost evenly)." if N.attention_peakedness(w) < 2 else "."))
     st.markdown(N.highlight_html(enc.tokens, w, signed=False), unsafe_allow_html=True)
     words = [enc.tokens.text[a:b] for a, b in enc.tokens.spans]
     st.plotly_chart(attention_bar(np.asarray(w), [f"{wd} #{k + 1}" for k, wd in enumerate(words)],

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -23,10 +24,18 @@ class SelfAttention(nn.Module):
         self.out = nn.Linear(dim, dim)
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, pad_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, pad_mask: torch.Tensor | None = None, need_weights: bool = True
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``need_weights=False`` uses PyTorch's fused attention (same result, no (T x T) weights kept):
+        scoring and attribution, where nobody looks at the weights."""
         n, t, d = x.shape
         h = self.heads
         q, k, v = self.qkv(x).view(n, t, 3, h, d // h).permute(2, 0, 3, 1, 4)
+        if not need_weights:
+            mask = None if pad_mask is None else ~pad_mask[:, None, None, :]
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+                                               dropout_p=self.drop.p if self.training else 0.0)
+            return self.out(y.transpose(1, 2).reshape(n, t, d)), None
         scores = q @ k.transpose(-1, -2) / math.sqrt(d // h)
         if pad_mask is not None:  # (N, T) True where padding: nothing attends to it
             scores = scores.masked_fill(pad_mask[:, None, None, :], float("-inf"))
@@ -48,8 +57,9 @@ class Block(nn.Module):
         self.ffn = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim))
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, pad_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        a, w = self.attn(self.norm1(x), pad_mask)
+    def forward(self, x: torch.Tensor, pad_mask: torch.Tensor | None = None, need_weights: bool = True
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        a, w = self.attn(self.norm1(x), pad_mask, need_weights)
         x = x + self.drop(a)
         x = x + self.drop(self.ffn(self.norm2(x)))
         return x, w

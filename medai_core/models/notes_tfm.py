@@ -44,7 +44,7 @@ class NotesTransformer(nn.Module):
     def reset_parameters(self) -> None:
         nn.init.normal_(self.pos, std=0.02)
 
-    def forward_with_attention(self, ids: torch.Tensor, pad: torch.Tensor | None = None
+    def forward_with_attention(self, ids: torch.Tensor, pad: torch.Tensor | None = None, need_weights: bool = True
                                ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """``pad`` (N, T) marks padding; by default ``ids == 0``. Attribution passes the real note's mask
         with its baseline, so only the word embeddings change along the integration path."""
@@ -53,7 +53,7 @@ class NotesTransformer(nn.Module):
         h = self.drop(self.embed(ids) + self.pos[:, : ids.shape[1]])
         weights = []
         for blk in self.blocks:
-            h, w = blk(h, pad)
+            h, w = blk(h, pad, need_weights)
             weights.append(w)
         h = self.norm(h)
         keep = (~pad).unsqueeze(-1).float()
@@ -62,7 +62,7 @@ class NotesTransformer(nn.Module):
         return self.head(torch.cat([h[:, 0], mean], -1)), weights
 
     def forward(self, ids: torch.Tensor, pad: torch.Tensor | None = None) -> torch.Tensor:
-        return self.forward_with_attention(ids, pad)[0]
+        return self.forward_with_attention(ids, pad, need_weights=False)[0]
 
     def cls_attention(self, ids: torch.Tensor) -> torch.Tensor:
         """CLS-to-token attention: (layers, N, heads, T-1)."""

@@ -113,17 +113,18 @@ class SupportFTT(nn.Module):
     def reset_parameters(self) -> None:
         nn.init.normal_(self.cls, std=0.1)
 
-    def forward_with_attention(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def forward_with_attention(self, x: torch.Tensor, need_weights: bool = True
+                               ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         tokens = self.tokenizer(x)
         h = torch.cat([self.cls.expand(len(x), -1, -1), tokens], 1)
         weights = []
         for blk in self.blocks:
-            h, w = blk(h)
+            h, w = blk(h, None, need_weights)
             weights.append(w)
         return self.head(h[:, 0]).squeeze(-1), weights
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_with_attention(x)[0]
+        return self.forward_with_attention(x, need_weights=False)[0]
 
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         """Calibrated probability of in-hospital death, (N,)."""

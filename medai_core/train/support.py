@@ -225,7 +225,7 @@ def train_support(csv_path: Path, out_dir: Path, *, epochs: int = 200, seed: int
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += float(loss) * len(b)
+            total += float(loss.detach()) * len(b)
         val_auc = _auroc(data.y[split["val"]], _logits(model, x_all[split["val"]]))
         history.append({"epoch": epoch + 1, "train_loss": total / len(tr), "val_auroc": val_auc})
         if val_auc > best[0]:

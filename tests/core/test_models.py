@@ -103,3 +103,16 @@ def test_ood_guard_flags_other_modalities(busi, name):
     model, spec = busi
     pred = predict(model, spec, prepare_input(load_scan(pydicom_file(name)), spec))
     assert pred.ood, (name, pred.ood_score, pred.ood_threshold)
+
+
+@pytest.mark.parametrize("name", [n for n in MODELS if get_spec(n).modality in ("tabular", "text")])
+def test_fused_attention_path_equals_explicit_weights_path(name):
+    """forward() uses fused attention; forward_with_attention() computes the weights the page shows."""
+    spec = get_spec(name)
+    model = load_model(name)
+    x = _example_input(spec)
+    with torch.no_grad():
+        fused = model(x)
+        explicit, weights = model.forward_with_attention(x)
+    torch.testing.assert_close(fused, explicit, atol=1e-5, rtol=1e-5)
+    assert all(torch.allclose(w.sum(-1), torch.ones(())) for w in weights)

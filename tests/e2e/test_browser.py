@@ -119,3 +119,23 @@ def test_records_upload_shows_risk_attributions_and_attention(server, browser, t
     page.wait_for_timeout(1500)
     _shot(page, "records.png")
     page.close()
+
+
+def test_notes_upload_shows_top3_highlights_and_attention(server, browser, tmp_path):
+    from medai_core.samples import SYNTHETIC_NOTES
+
+    note = tmp_path / "cataract.txt"
+    note.write_text(SYNTHETIC_NOTES["Cataract surgery (synthetic)"])
+    url, _ = server
+    page = browser.new_page(viewport={"width": 1500, "height": 2600})
+    page.goto(f"{url}/records")
+    page.get_by_text("Clinical note: specialty").click()
+    page.get_by_text("Upload .txt / .csv").click()
+    page.locator("input[type=file]").last.set_input_files(str(note))
+    page.get_by_text("Which words argue for").wait_for(timeout=60_000)
+    page.get_by_text("Top 3 specialties").first.wait_for(timeout=30_000)
+    assert page.locator("span[title]").count() > 20  # words highlighted inline
+    page.get_by_text("Most attended words").first.wait_for(timeout=30_000)
+    page.wait_for_timeout(1500)
+    _shot(page, "notes.png")
+    page.close()
