@@ -35,8 +35,10 @@ def _field_input(f, default):  # noqa: ANN001, ANN202 - a schema Field and its p
     if f.kind == "binary":
         return st.selectbox(label, [None, 0, 1], index=1, key=f"records.form.{f.name}", help=helptext,
                             format_func=lambda v: {None: "missing", 0: "no", 1: "yes"}[v])
+    whole = f.name in ("num.co", "aps", "hrt", "resp", "meanbp")
     return st.number_input(label + rng, min_value=float(f.plausible[0]), max_value=float(f.plausible[1]),
                            value=None if default is None else round(float(default), 2), placeholder="missing",
+                           step=1.0 if whole else None, format="%.0f" if whole else None,
                            key=f"records.form.{f.name}", help=helptext)
 
 
@@ -194,7 +196,7 @@ def notes_tab() -> None:
     d = ta.explanation.diagnostics
     st.subheader(f"Which words argue for '{target}'")
     st.caption(f"Integrated Gradients on the word embeddings (baseline: words replaced by padding), "
-               f"{ta.explanation.seconds * 1000:.0f} ms, convergence delta {d['relative_delta']:.1%} of the logit difference. "
+               f"{ta.explanation.seconds * 1000:.0f} ms, convergence delta {d['relative_delta']:.2%} of the logit difference. "
                "Red: evidence for the specialty; green: against. Hover a word for its value.")
     st.markdown(N.highlight_html(ta.tokens, ta.values, signed=True), unsafe_allow_html=True)
     st.plotly_chart(word_bar(N.top_words(ta.tokens, ta.values), f"Words that moved '{target}' most"), key="notes.words")

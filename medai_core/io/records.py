@@ -237,7 +237,8 @@ def validate_records(df: pd.DataFrame, *, require_all: bool = False, from_form: 
                 problems.append(f"Column {f.name!r} ({f.label}) is empty in every row; it is required: "
                                 f"give its values (blank cells are allowed in some rows, not in all).")
             else:
-                notices.append(f"Column {f.name!r} ({f.label}) is empty in every row: treated as missing.")
+                if not from_form:  # the form shows "missing" in the field itself
+                    notices.append(f"Column {f.name!r} ({f.label}) is empty in every row: treated as missing.")
                 out[f.name] = np.nan
             continue
         if f.kind == "categorical":

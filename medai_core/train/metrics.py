@@ -117,4 +117,4 @@ def fit_platt(logits: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         return loss
 
     opt.step(closure)
-    return float(ab[0]), float(ab[1])
+    return float(ab[0].detach()), float(ab[1].detach())
