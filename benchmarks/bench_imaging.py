@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import argparse
 import io
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _timing import median_ms  # noqa: E402
 
 from medai_core.imaging import explain, predict, prepare_input  # noqa: E402
 from medai_core.io import load_scan  # noqa: E402
@@ -30,18 +31,6 @@ def _png() -> bytes:
     buf = io.BytesIO()
     Image.fromarray(img).save(buf, format="PNG")
     return buf.getvalue()
-
-
-def _median_ms(fn, repeats: int, warmup: int = 2) -> tuple[float, float]:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    q = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
-    return statistics.median(times), q[2] - q[0]
 
 
 def main() -> None:
@@ -69,7 +58,7 @@ def main() -> None:
     print("| work | median ms | IQR ms |")
     print("|---|---|---|")
     for name, fn in rows:
-        med, iqr = _median_ms(fn, args.repeats)
+        med, iqr = median_ms(fn, args.repeats)
         print(f"| {name} | {med:.1f} | {iqr:.1f} |", flush=True)
 
 

@@ -6,30 +6,19 @@ inter-quartile ranges are reported (this machine is 2 noisy cores). Inputs are s
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _timing import median_ms  # noqa: E402
 
 from medai_core import notes as N  # noqa: E402
 from medai_core import records as R  # noqa: E402
 from medai_core.io.records import load_records  # noqa: E402
 from medai_core.models import get_spec, load_model  # noqa: E402
 from medai_core.samples import SYNTHETIC_NOTES, synthetic_records  # noqa: E402
-
-
-def _median_ms(fn, repeats: int, warmup: int = 2) -> tuple[float, float]:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    q = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
-    return statistics.median(times), q[2] - q[0]
 
 
 def thousand_words() -> str:
@@ -69,7 +58,7 @@ def main() -> None:
     print("| work | median ms | IQR ms |")
     print("|---|---|---|")
     for name, fn in rows:
-        med, iqr = _median_ms(fn, args.repeats)
+        med, iqr = median_ms(fn, args.repeats)
         print(f"| {name} | {med:.1f} | {iqr:.1f} |", flush=True)
 
 

@@ -118,3 +118,13 @@ def fit_platt(logits: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
     opt.step(closure)
     return float(ab[0].detach()), float(ab[1].detach())
+
+
+def stratified_split(y: np.ndarray, seed: int, test: float = 0.15, val: float = 0.15) -> dict[str, np.ndarray]:
+    """Row indices for train / validation / test, stratified by label, seeded (sorted within each split)."""
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(y))
+    trval, te = train_test_split(idx, test_size=test, stratify=y, random_state=seed)
+    tr, va = train_test_split(trval, test_size=val / (1 - test), stratify=y[trval], random_state=seed)
+    return {"train": np.sort(tr), "val": np.sort(va), "test": np.sort(te)}

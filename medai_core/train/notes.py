@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from ..models.notes_tfm import MAX_TOKENS, NOTES_LABELS, NOTES_SPEC, VOCAB_SIZE, NotesTransformer
 from ..models.spec import sha256_file
 from ..text import CLS, Vocab, tokenize
-from .metrics import bootstrap_ci, expected_calibration_error, fit_temperature, reliability_bins, softmax
+from .metrics import stratified_split, bootstrap_ci, expected_calibration_error, fit_temperature, reliability_bins, softmax
 
 SEED = 20261123
 MIN_NOTES = 40
@@ -85,12 +85,7 @@ def load_mtsamples(path: Path) -> NotesData:
 
 
 def split_indices(y: np.ndarray, seed: int = SEED) -> dict[str, np.ndarray]:
-    from sklearn.model_selection import train_test_split
-
-    idx = np.arange(len(y))
-    trval, test = train_test_split(idx, test_size=0.15, stratify=y, random_state=seed)
-    train, val = train_test_split(trval, test_size=0.15 / 0.85, stratify=y[trval], random_state=seed)
-    return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
+    return stratified_split(y, seed)
 
 
 def _macro_f1(y: np.ndarray, pred: np.ndarray) -> float:

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from ..io.records import FEATURES, FIELDS, SCHEMA
 from ..models.spec import sha256_file
 from ..models.support_ftt import SUPPORT_SPEC, SupportFTT, encode_records
-from .metrics import binary_ece, binary_reliability, bootstrap_ci, fit_platt
+from .metrics import stratified_split, binary_ece, binary_reliability, bootstrap_ci, fit_platt
 
 SEED = 20261123
 TARGET = "hospdead"
@@ -68,12 +68,7 @@ def load_support(csv_path: Path) -> SupportData:
 
 
 def split_indices(y: np.ndarray, seed: int = SEED) -> dict[str, np.ndarray]:
-    from sklearn.model_selection import train_test_split
-
-    idx = np.arange(len(y))
-    trval, test = train_test_split(idx, test_size=0.15, stratify=y, random_state=seed)
-    train, val = train_test_split(trval, test_size=0.15 / 0.85, stratify=y[trval], random_state=seed)
-    return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
+    return stratified_split(y, seed)
 
 
 def _auroc(y: np.ndarray, s: np.ndarray) -> float:
