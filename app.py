@@ -6,4 +6,5 @@ st.navigation([
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("pages/imaging.py", title="Imaging", icon=":material/radiology:", url_path="imaging"),
     st.Page("pages/records.py", title="Records", icon=":material/clinical_notes:", url_path="records"),
+    st.Page("pages/vitals.py", title="Vital signs", icon=":material/monitor_heart:", url_path="vitals"),
 ]).run()

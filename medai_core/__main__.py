@@ -176,6 +176,46 @@ def _notes_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _vitals_forecast(args: argparse.Namespace) -> int:
+    from .errors import MedAIError
+    from .io.vitals import load_series
+    from .models import get_spec, load_model
+    from .vitals import forecast
+
+    spec = get_spec(args.model)
+    if spec.modality != "series":
+        raise UnknownModality(args.model, "series")
+    model = load_model(args.model)
+    failed = 0
+    for path in _iter_files(args.paths):
+        try:
+            if not path.exists():
+                raise MedAIError("No such file.")
+            series = load_series(path, spec.extra["series"], path.name)
+            fc = forecast(model, spec, series, args.horizon)
+            line = {"file": str(path), "model": args.model, "forecast": fc.to_json(series.origin)}
+        except MedAIError as exc:
+            failed += 1
+            line = {"file": str(path), "error": str(exc)}
+        print(json.dumps(line), flush=True)
+    return 1 if failed else 0
+
+
+def _vitals_train(args: argparse.Namespace) -> int:
+    from .train.icu import train_icu, write_card
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    r = train_icu(Path(args.data), Path(args.out), epochs=args.epochs, seed=args.seed,
+                  log=lambda m: print(m, file=sys.stderr))
+    write_card(Path(args.out), r)
+    print(json.dumps({"out": args.out, "mean_ratio": r["test"]["mean_ratio"],
+                      "ridge_ratio": r["test"].get("mean_ridge_ratio"), "coverage80": r["test"]["mean_coverage80"]}))
+    return 0
+
+
 class UnknownModality(Exception):
     def __init__(self, model: str, modality: str) -> None:
         super().__init__(f"Model {model!r} is not a {modality} model.")
@@ -238,6 +278,19 @@ def build_parser() -> argparse.ArgumentParser:
     ntr.add_argument("--seed", type=int, default=SEED)
     ntr.add_argument("--threads", type=int, default=0)
     ntr.set_defaults(func=_notes_train)
+    vt = sub.add_parser("vitals", help="vital-sign series: forecast, train").add_subparsers(dest="cmd", required=True)
+    vf = vt.add_parser("forecast", help="forecast series (CSV long/wide, PhysioNet .txt, or folders), one JSON line per series")
+    vf.add_argument("paths", nargs="+", metavar="FILE")
+    vf.add_argument("--model", default="icu_gru")
+    vf.add_argument("--horizon", type=int, default=None, help="steps ahead (default and maximum: the model's)")
+    vf.set_defaults(func=_vitals_forecast)
+    vtr = vt.add_parser("train", help="train icu_gru on PhysioNet 2012 set-a and write weights + model card")
+    vtr.add_argument("--data", required=True, help="folder of PhysioNet 2012 .txt stays (set-a)")
+    vtr.add_argument("--out", default=str(assets_dir()))
+    vtr.add_argument("--epochs", type=int, default=30)
+    vtr.add_argument("--seed", type=int, default=SEED)
+    vtr.add_argument("--threads", type=int, default=0)
+    vtr.set_defaults(func=_vitals_train)
     mo = sub.add_parser("models", help="list registered models")
     mo.set_defaults(func=_models)
     return p

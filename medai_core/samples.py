@@ -134,3 +134,40 @@ SYNTHETIC_NOTES: dict[str, str] = {
         "was placed in the capsular bag. The wound was hydrated and found watertight. The patient will use "
         "antibiotic and steroid drops and return tomorrow for follow-up of visual acuity and intraocular pressure."),
 }
+
+
+def synthetic_icu_case(kind: str = "stable", hours: int = 24, seed: int = 3) -> "pandas.DataFrame":  # noqa: F821
+    """A made-up ICU stay in long form (``time,parameter,value``, elapsed HH:MM) for demos and tests.
+
+    Kinds: "stable"; "deteriorating" (rising heart rate and respiratory rate, falling pressure, fever);
+    "sparse" (vitals every 2-4 h, some hours missing). Seeded; describes no real patient.
+    """
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    rows = [("00:00", "Age", 67), ("00:00", "Gender", 1), ("00:00", "ICUType", 3)]
+    trend = np.linspace(0, 1, hours) if kind == "deteriorating" else np.zeros(hours)
+    t = 0
+    while t < hours:
+        minute = int(rng.integers(0, 50))
+        hh = f"{t:02d}:{minute:02d}"
+        hr = 82 + 30 * trend[t] + 4 * np.sin(t / 3) + rng.normal(0, 3)
+        mapv = 80 - 18 * trend[t] + rng.normal(0, 4)
+        sbp = 122 - 25 * trend[t] + rng.normal(0, 6)
+        rr = 17 + 9 * trend[t] + rng.normal(0, 1.5)
+        rows += [(hh, "HR", round(hr)), (hh, "NIMAP", round(mapv, 1)), (hh, "NISysABP", round(sbp)),
+                 (hh, "RespRate", round(rr))]
+        if t % 4 == 0:
+            rows.append((hh, "Temp", round(37.0 + 1.6 * trend[t] + rng.normal(0, 0.15), 1)))
+        if t % 8 == 0:
+            rows.append((hh, "GCS", 15 if trend[t] < 0.6 else 13))
+        t += int(rng.integers(2, 5)) if kind == "sparse" else 1
+    return pd.DataFrame(rows, columns=["time", "parameter", "value"])
+
+
+SYNTHETIC_ICU_CASES = {
+    "Stable patient (synthetic)": "stable",
+    "Deteriorating patient (synthetic)": "deteriorating",
+    "Sparse charting (synthetic)": "sparse",
+}

@@ -29,7 +29,9 @@ with c2:
     st.page_link("pages/records.py", label="Open Records", icon=":material/arrow_forward:")
 with c3:
     st.subheader(":material/monitor_heart: Vital signs")
-    st.markdown("Vital-sign forecasts with prediction intervals and temporal attributions. *Not built yet.*")
+    st.markdown("ICU vital signs forecast 6 hours ahead with 10/50/90% quantiles, normal ranges and threshold "
+                "warnings; the model's attention over past hours and Integrated Gradients over hour x signal.")
+    st.page_link("pages/vitals.py", label="Open Vital signs", icon=":material/arrow_forward:")
 
 st.header("Models")
 for name in MODELS:

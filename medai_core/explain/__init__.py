@@ -1,7 +1,7 @@
 """Explainers (Captum wrappers) registered by name and modality, and overlays."""
 from __future__ import annotations
 
-from . import image, tabular, text  # noqa: F401  (register the explainers)
+from . import image, series, tabular, text  # noqa: F401  (register the explainers)
 from .base import EXPLAINERS, Explanation, explainer_for, model_lock, register_explainer
 from .overlay import COLORMAPS, normalise_map, overlay
 

@@ -120,6 +120,10 @@ def card_headline(name: str) -> list[tuple[str, str]]:
         b = card.get("baseline", {}).get("macro_f1")
         return [("Test macro-F1", f"{t['macro_f1']:.3f}"), ("TF-IDF baseline macro-F1", f"{b:.3f}" if b else "-"),
                 ("Top-3 accuracy", f"{t['top3_accuracy']:.1%}"), ("Test notes", str(t["n"]))]
+    if modality == "series":
+        return [("MAE / persistence (mean)", f"{t['mean_ratio']:.3f}"),
+                ("Statistical baseline", f"{t.get('mean_ridge_ratio', float('nan')):.3f}"),
+                ("80% interval coverage", f"{t['mean_coverage80']:.3f}"), ("Test windows", f"{t['n']:,}")]
     return [("Test n", str(t.get("n", "-")))]
 
 

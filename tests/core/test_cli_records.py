@@ -79,3 +79,26 @@ def test_wrong_model_kind_is_a_usage_error(tmp_path: Path):
     (tmp_path / "a.txt").write_text("knee")
     res = _run("notes", "predict", "--model", "support_ftt", str(tmp_path / "a.txt"))
     assert res.returncode == 2 and "not a text model" in res.stderr
+
+
+def test_vitals_forecast_files_and_physionet_folder(tmp_path: Path):
+    from medai_core.samples import synthetic_icu_case
+
+    synthetic_icu_case("stable").to_csv(tmp_path / "a.csv", index=False)
+    stays = tmp_path / "stays"
+    stays.mkdir()
+    (stays / "132539.txt").write_text("Time,Parameter,Value\n00:00,RecordID,1\n00:00,Age,54\n"
+                                      + "".join(f"{h:02d}:07,HR,{70 + h}\n{h:02d}:07,NIMAP,{80 - h / 2}\n" for h in range(30)))
+    (tmp_path / "bad.csv").write_text("time,parameter,value\n00:00,HR,80\n")
+    res = _run("vitals", "forecast", "--horizon", "3", str(tmp_path / "a.csv"), str(stays), str(tmp_path / "bad.csv"))
+    lines = [json.loads(x) for x in res.stdout.splitlines()]
+    assert res.returncode == 1 and len(lines) == 3
+    ok = [x for x in lines if "error" not in x]
+    assert [Path(x["file"]).name for x in ok] == ["a.csv", "132539.txt"]
+    for x in ok:
+        assert set(x) == {"file", "model", "forecast"} and x["model"] == "icu_gru"
+        hr = x["forecast"]["HR"]
+        assert set(hr) == {"time", "p10", "p50", "p90"} and len(hr["p50"]) == 3
+        assert all(a <= b <= c for a, b, c in zip(hr["p10"], hr["p50"], hr["p90"]))
+    assert ok[1]["forecast"]["HR"]["time"] == ["30:00", "31:00", "32:00"]
+    assert "Too little history" in lines[2]["error"]

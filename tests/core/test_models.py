@@ -41,6 +41,13 @@ def _example_input(spec):
         ids[:, 0] = 2  # <cls>
         ids[1, 30:] = 0  # padding
         return ids
+    if spec.modality == "series":
+        s = len(spec.extra["series"].signals)
+        x = torch.randn(2, spec.extra["history"], s)
+        pad = torch.zeros(2, spec.extra["history"], dtype=torch.bool)
+        pad[1, :10] = True
+        n_static = create_model(spec.name).static.in_features
+        return x, torch.ones_like(x), pad, torch.rand(2, n_static)
     raise AssertionError(f"no example input for {spec.modality}")
 
 
@@ -48,8 +55,12 @@ def _example_input(spec):
 def test_every_model_forward(name):
     spec = get_spec(name)
     model = create_model(name).eval()
+    x = _example_input(spec)
     with torch.no_grad():
-        out = model(_example_input(spec))
+        out = model(*x) if isinstance(x, tuple) else model(x)
+    if spec.modality == "series":  # (N, horizon, targets, quantiles)
+        assert out.shape == (2, spec.extra["horizon"], spec.extra["n_targets"], 3) and torch.isfinite(out).all()
+        return
     n_out = 1 if spec.modality == "tabular" else len(spec.labels)  # binary models return one logit
     assert out.reshape(2, -1).shape == (2, n_out) and torch.isfinite(out).all()
 

@@ -88,3 +88,29 @@ def test_notes_training_writes_weights_vocab_and_card(tmp_path, monkeypatch):
     spec = get_spec("notes_tfm")
     pred = N.classify(load_model("notes_tfm"), spec, N.load_vocab(spec), "w1 w2 marker3 marker3")
     assert pred.label in NOTES_LABELS
+
+
+def test_icu_training_writes_loadable_weights_and_card(tmp_path, monkeypatch):
+    from medai_core import vitals as V
+    from medai_core.io.vitals import to_series
+    from medai_core.models import get_spec, load_model
+    from medai_core.models.forecaster import ICU_SERIES
+    from medai_core.samples import synthetic_icu_case
+    from medai_core.train.icu import train_icu, write_card
+
+    folder, out = tmp_path / "set-a", tmp_path / "out"
+    folder.mkdir()
+    for i in range(24):
+        case = synthetic_icu_case(("stable", "deteriorating", "sparse")[i % 3], hours=48, seed=i)
+        (folder / f"{130000 + i}.txt").write_text("Time,Parameter,Value\n" + case.to_csv(index=False, header=False))
+    (folder / "130999.txt").write_text("Time,Parameter,Value\n00:00,Age,50\n")  # no vitals: skipped
+    res = train_icu(folder, out, epochs=1, log=None)
+    write_card(out, res)
+    assert res["data"]["skipped"] == 1 and sum(res["data"]["split"].values()) == 24
+    for key in ("mean_ratio", "mean_ridge_ratio", "mean_coverage80", "signals"):
+        assert key in res["test"]
+    assert (out / "icu_gru.md").read_text().startswith("# Model card: icu_gru")
+    monkeypatch.setenv("MEDAI_ASSETS_DIR", str(out))
+    spec = get_spec("icu_gru")
+    fc = V.forecast(load_model("icu_gru"), spec, to_series(synthetic_icu_case().astype(str), ICU_SERIES))
+    assert np.isfinite(fc.quantiles).all()

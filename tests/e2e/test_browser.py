@@ -139,3 +139,19 @@ def test_notes_upload_shows_top3_highlights_and_attention(server, browser, tmp_p
     page.wait_for_timeout(1500)
     _shot(page, "notes.png")
     page.close()
+
+
+def test_vitals_upload_shows_forecast_and_attributions(server, browser, tmp_path):
+    from medai_core.samples import synthetic_icu_case
+
+    csv = tmp_path / "stay.csv"
+    synthetic_icu_case("deteriorating").to_csv(csv, index=False)
+    url, _ = server
+    page = browser.new_page(viewport={"width": 1500, "height": 2600})
+    page.goto(f"{url}/vitals")
+    page.locator("input[type=file]").first.set_input_files(str(csv))
+    page.get_by_text("Attention over past steps").first.wait_for(timeout=60_000)
+    page.get_by_text("Contribution of each past value").first.wait_for(timeout=60_000)
+    page.wait_for_timeout(1500)
+    _shot(page, "vitals.png")
+    page.close()

@@ -1,0 +1,123 @@
+"""Vital-sign forecasting: model inputs from a ``VitalSeries``, forecasts, attention and attributions.
+
+Works for any registered ``series`` model (its ``ModelSpec.extra`` carries the ``SeriesSpec``, the
+history length, the horizon and the number of target signals).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from .explain.base import Explanation, ProgressFn, explainer_for, thread_copy
+from .io.vitals import VitalSeries
+from .models.forecaster import static_vector
+from .models.spec import ModelSpec
+
+
+def locf(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Last observation carried forward along axis -2 (steps); returns (filled, observed mask).
+    Steps before a signal's first observation stay NaN."""
+    obs = ~np.isnan(values)
+    idx = np.where(obs, np.arange(values.shape[-2])[:, None], -1)
+    idx = np.maximum.accumulate(idx, axis=-2)
+    filled = np.take_along_axis(np.where(obs, values, np.nan), np.maximum(idx, 0), axis=-2)
+    filled[idx < 0] = np.nan
+    return filled, obs
+
+
+def window_arrays(values: np.ndarray, end: int, history: int, mean: np.ndarray, std: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One model window ending before step ``end`` from a (T, S) grid: (x, m, pad) as numpy.
+
+    ``x`` is standardised LOCF (carried from anywhere before ``end``), the training mean (0) before a
+    signal's first observation; ``pad`` marks steps before the record starts.
+    """
+    filled, obs = locf(values[:end])
+    start = end - history
+    x = np.zeros((history, values.shape[1]), np.float32)
+    m = np.zeros((history, values.shape[1]), np.float32)
+    pad = np.ones(history, bool)
+    lo = max(start, 0)
+    k = lo - start
+    with np.errstate(divide="ignore", invalid="ignore"):  # a constant signal (MechVent) has std 0: mask only
+        z = (filled[lo:end] - mean) / std
+    x[k:] = np.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0)
+    m[k:] = obs[lo:end]
+    pad[k:] = False
+    return x, m, pad
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """Quantile forecasts for the target signals after the series' last step.
+
+    ``quantiles[h, t, q]``: step h (1-based ahead = h + 1), target t, quantile q (10/50/90%): the
+    forecast of the signal's mean over that step. ``times``: minutes from the series start to each
+    forecast step's start.
+    """
+
+    signals: tuple[str, ...]
+    quantiles: np.ndarray
+    times: np.ndarray
+    attention: np.ndarray  # (history,) over the input window's steps
+    window_times: np.ndarray  # minutes of each input step (NaN where padded)
+    last_observed: np.ndarray  # (targets,) persistence reference, NaN if never observed
+
+    def to_json(self, origin=None) -> dict[str, dict[str, list]]:  # noqa: ANN001 - a Timestamp or None
+        def stamp(t: float) -> str:
+            if origin is not None:
+                return (origin + pd.Timedelta(minutes=float(t))).isoformat()
+            return f"{int(t) // 60:02d}:{int(t) % 60:02d}"  # elapsed HH:MM, as in PhysioNet files
+
+        return {s: {"time": [stamp(t) for t in self.times],
+                    "p10": [round(float(v), 3) for v in self.quantiles[:, i, 0]],
+                    "p50": [round(float(v), 3) for v in self.quantiles[:, i, 1]],
+                    "p90": [round(float(v), 3) for v in self.quantiles[:, i, 2]]}
+                for i, s in enumerate(self.signals)}
+
+
+def model_inputs(model: nn.Module, spec: ModelSpec, series: VitalSeries, end: int | None = None
+                 ) -> tuple[torch.Tensor, ...]:
+    """(x, m, pad, static) tensors with batch 1 for the window ending at ``end`` (default: all history)."""
+    end = series.n_steps if end is None else end
+    x, m, pad = window_arrays(series.values, end, spec.extra["history"], model.mean.numpy(), model.std.numpy())
+    st = torch.tensor([static_vector(series.static, spec, end)], dtype=torch.float32)
+    return torch.from_numpy(x)[None], torch.from_numpy(m)[None], torch.from_numpy(pad)[None], st
+
+
+def forecast(model: nn.Module, spec: ModelSpec, series: VitalSeries, horizon: int | None = None) -> Forecast:
+    """Forecast the next ``horizon`` steps (at most the model's) after the last step of ``series``."""
+    hmax = spec.extra["horizon"]
+    horizon = hmax if horizon is None else max(1, min(int(horizon), hmax))
+    x, m, pad, st = model_inputs(model, spec, series)
+    with torch.inference_mode():
+        q, w = model.forward_with_attention(x, m, pad, st)
+    n_t = spec.extra["n_targets"]
+    step = series.step_minutes
+    last = series.n_steps
+    hist = spec.extra["history"]
+    wt = (np.arange(last - hist, last) * float(step)).astype(float)
+    wt[wt < 0] = np.nan
+    filled, _ = locf(series.values)
+    return Forecast(series.signals[:n_t], q[0, :horizon].double().numpy(),
+                    (np.arange(last, last + horizon) * float(step)), w[0].double().numpy(), wt, filled[-1, :n_t])
+
+
+def explain_forecast(model: nn.Module, spec: ModelSpec, series: VitalSeries, signal: str, step_ahead: int,
+                     method: str = "integrated_gradients", progress: ProgressFn | None = None,
+                     **params: object) -> Explanation:
+    """Attributions over (input step x signal) for the median forecast of ``signal`` ``step_ahead`` steps on."""
+    from .errors import InputError
+
+    targets = series.signals[: spec.extra["n_targets"]]
+    if signal not in targets:
+        raise InputError(f"Unknown signal {signal!r}; choose one of {', '.join(targets)}.")
+    if not 1 <= step_ahead <= spec.extra["horizon"]:
+        raise InputError(f"Choose a step between 1 and {spec.extra['horizon']}.")
+    fn, _ = explainer_for(method, spec.modality)
+    target = (step_ahead - 1) * len(targets) + targets.index(signal)
+    return fn(thread_copy(model), model_inputs(model, spec, series), target, progress=progress, **params)

@@ -1,0 +1,49 @@
+"""AppTest of the Vital-signs page: demo case, upload, bad upload, explanation controls."""
+from __future__ import annotations
+
+from streamlit.testing.v1 import AppTest
+
+from medai_core.samples import synthetic_icu_case
+from tests.conftest import ROOT
+
+APP = str(ROOT / "app.py")
+
+
+def _vitals() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    at.switch_page("pages/vitals.py")
+    at.run()
+    assert not at.exception
+    return at
+
+
+def test_upload_shows_forecast_attention_and_attributions():
+    at = _vitals()
+    data = synthetic_icu_case("deteriorating").to_csv(index=False).encode()
+    at.file_uploader(key="vitals.upload").upload("stay.csv", data, "text/csv")
+    at.run()
+    assert not at.exception and not at.error
+    assert len(at.get("plotly_chart")) == 2  # forecast panels with attention row, attribution heatmap
+    assert any("Integrated Gradients (past values) in" in c.value for c in at.caption)
+    at.selectbox(key="vitals.sig").set_value("MAP").run()
+    at.radio(key="vitals.method").set_value("occlusion").run()
+    at.slider(key="vitals.horizon").set_value(3).run()
+    assert not at.exception and not at.error
+
+
+def test_demo_cases_are_labelled_synthetic_and_warn_on_thresholds():
+    at = _vitals()
+    at.radio(key="vitals.source").set_value("Synthetic demo case").run()
+    assert any("Synthetic" in c.value for c in at.caption)
+    at.selectbox(key="vitals.demo").set_value("Deteriorating patient (synthetic)").run()
+    assert not at.exception and not at.error
+
+
+def test_bad_series_upload_gets_message():
+    at = _vitals()
+    at.file_uploader(key="vitals.upload").upload("bad.csv", b"timestamp,HR\n2024-01-01 09:00,80\n2024-01-01 08:00,81\n",
+                                                 "text/csv")
+    at.run()
+    assert not at.exception
+    assert any("go backwards" in e.value for e in at.error)
