@@ -48,7 +48,7 @@ def main() -> None:
         ("forecast one stay (series ready)", lambda: V.forecast(model, spec, series)),
         ("forecast 4,000 stays in one batch (windows built from ready series)", batch_4000),
         ("explain one forecast: Integrated Gradients, 64 steps", lambda: V.explain_forecast(model, spec, series, "MAP", 6)),
-        ("explain one forecast: occlusion of 24 x 7 values", lambda: V.explain_forecast(model, spec, series, "MAP", 6, "occlusion")),
+        (f"explain one forecast: occlusion of 24 x {len(ICU_SERIES.signals)} values", lambda: V.explain_forecast(model, spec, series, "MAP", 6, "occlusion")),
     ]
     print(f"# icu_gru on CPU, torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeats} after warm-up")
     print("| work | median ms | IQR ms |")
