@@ -208,6 +208,12 @@ def _vitals_train(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    if args.model == "cgm_gru":
+        from .train.cgm import train_cgm
+
+        r = train_cgm(Path(args.data), Path(args.out), seed=args.seed, log=lambda m: print(m, file=sys.stderr))
+        print(json.dumps({"out": args.out, "ratio_30": r["test"]["ratio_30"], "ratio_60": r["test"]["ratio_60"]}))
+        return 0
     r = train_icu(Path(args.data), Path(args.out), epochs=args.epochs, seed=args.seed,
                   log=lambda m: print(m, file=sys.stderr))
     write_card(Path(args.out), r)
@@ -284,8 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
     vf.add_argument("--model", default="icu_gru")
     vf.add_argument("--horizon", type=int, default=None, help="steps ahead (default and maximum: the model's)")
     vf.set_defaults(func=_vitals_forecast)
-    vtr = vt.add_parser("train", help="train icu_gru on PhysioNet 2012 set-a and write weights + model card")
-    vtr.add_argument("--data", required=True, help="folder of PhysioNet 2012 .txt stays (set-a)")
+    vtr = vt.add_parser("train", help="train icu_gru (PhysioNet 2012 set-a folder) or cgm_gru (Hall CGM csv)")
+    vtr.add_argument("--data", required=True, help="folder of PhysioNet 2012 .txt stays, or the CGM csv for cgm_gru")
+    vtr.add_argument("--model", default="icu_gru", choices=["icu_gru", "cgm_gru"])
     vtr.add_argument("--out", default=str(assets_dir()))
     vtr.add_argument("--epochs", type=int, default=30)
     vtr.add_argument("--seed", type=int, default=SEED)

@@ -171,3 +171,36 @@ SYNTHETIC_ICU_CASES = {
     "Deteriorating patient (synthetic)": "deteriorating",
     "Sparse charting (synthetic)": "sparse",
 }
+
+
+def synthetic_cgm_case(kind: str = "meal", hours: int = 4, seed: int = 5) -> "pandas.DataFrame":  # noqa: F821
+    """Made-up continuous glucose readings every 5 minutes in wide form (``timestamp,Glucose``).
+
+    Kinds: "meal" (a post-meal rise that peaks and falls) and "low" (a slow fall towards hypoglycaemia).
+    Seeded; describes no real person.
+    """
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    n = hours * 12
+    t = np.arange(n)
+    if kind == "low":
+        g = 110 - 45 * t / n + rng.normal(0, 2, n)
+    else:
+        g = 100 + 70 * np.exp(-0.5 * ((t - 0.75 * n) / (0.12 * n)) ** 2) + rng.normal(0, 2.5, n)
+    stamps = pd.date_range("2024-03-01 10:00", periods=n, freq="5min")
+    return pd.DataFrame({"timestamp": stamps.strftime("%Y-%m-%d %H:%M"), "Glucose": np.round(g)})
+
+
+SYNTHETIC_SERIES = {  # model -> demo case label -> (generator, kind)
+    "icu_gru": {label: (synthetic_icu_case, kind) for label, kind in SYNTHETIC_ICU_CASES.items()},
+    "cgm_gru": {"After a meal (synthetic)": (synthetic_cgm_case, "meal"),
+                "Falling towards a low (synthetic)": (synthetic_cgm_case, "low")},
+}
+
+
+def synthetic_series_csv(model: str, label: str) -> bytes:
+    """The demo case ``label`` of ``model`` as CSV bytes (long or wide form, as an upload would be)."""
+    gen, kind = SYNTHETIC_SERIES[model][label]
+    return gen(kind).to_csv(index=False).encode()

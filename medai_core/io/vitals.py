@@ -213,7 +213,7 @@ def to_series(long: pd.DataFrame, spec: SeriesSpec, *, strict: bool = True) -> V
     rows = pd.DataFrame({"step": (minutes[use] // step).astype(int), "param": long["parameter"][use], "value": val[use]})
     rows = rows[rows["step"] >= 0]
     n_steps = int(rows["step"].max()) + 1
-    if n_steps > MAX_STEPS:
+    if strict and n_steps > MAX_STEPS:  # uploads only; training data builds long grids
         raise TooLarge(f"The series spans {n_steps:,} steps of {step} min; the limit is {MAX_STEPS:,}.")
     values = np.full((n_steps, len(spec.signals)), np.nan)
     for j, s in enumerate(spec.signals):

@@ -144,3 +144,26 @@ def static_vector(static: dict[str, float], spec: ModelSpec, n_steps: int) -> li
 @register_model("icu_gru", spec=ICU_SPEC)
 def build_icu_gru() -> QuantileForecaster:
     return QuantileForecaster(len(ICU_SIGNALS), ICU_TARGETS, 7, ICU_HORIZON)
+
+
+# ---------------------------------------------------------------- continuous glucose monitoring
+CGM_SIGNALS = (Signal("Glucose", "Glucose", "mg/dL", ("Glucose", "gl", "glucose"), (20, 600), (70, 180), (70, 250)),)
+CGM_SERIES = SeriesSpec(CGM_SIGNALS, static=(), step_minutes=5, min_history_steps=6)
+CGM_HISTORY = 24  # 2 h of 5-minute readings
+CGM_HORIZON = 12  # 60 min
+
+CGM_SPEC = ModelSpec(
+    name="cgm_gru",
+    modality="series",
+    labels=("Glucose",),
+    weights="cgm_gru.pt",
+    card="cgm_gru.md",
+    card_json="cgm_gru.json",
+    description="CGM glucose, next 60 min in 5-min steps with 10/50/90% quantiles (Hall et al. 2018, GRU + temporal attention)",
+    extra={"series": CGM_SERIES, "history": CGM_HISTORY, "horizon": CGM_HORIZON, "n_targets": 1, "quantiles": QUANTILES},
+)
+
+
+@register_model("cgm_gru", spec=CGM_SPEC)
+def build_cgm_gru() -> QuantileForecaster:
+    return QuantileForecaster(1, 1, 0, CGM_HORIZON)

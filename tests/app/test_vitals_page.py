@@ -36,8 +36,19 @@ def test_demo_cases_are_labelled_synthetic_and_warn_on_thresholds():
     at = _vitals()
     at.radio(key="vitals.source").set_value("Synthetic demo case").run()
     assert any("Synthetic" in c.value for c in at.caption)
-    at.selectbox(key="vitals.demo").set_value("Deteriorating patient (synthetic)").run()
+    at.selectbox(key="vitals.demo.icu_gru").set_value("Deteriorating patient (synthetic)").run()
     assert not at.exception and not at.error
+    assert any("interval" in w.value or "median forecast" in w.value for w in at.warning)
+
+
+def test_second_forecaster_uses_the_same_page():
+    at = _vitals()
+    at.selectbox(key="vitals.model").set_value("cgm_gru").run()
+    at.radio(key="vitals.source").set_value("Synthetic demo case").run()
+    assert not at.exception and not at.error
+    at.selectbox(key="vitals.demo.cgm_gru").set_value("Falling towards a low (synthetic)").run()
+    assert not at.exception and not at.error
+    assert any("Glucose" in s.label for s in at.selectbox if s.key == "vitals.sig") or at.selectbox(key="vitals.sig").value == "Glucose"
 
 
 def test_bad_series_upload_gets_message():

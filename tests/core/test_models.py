@@ -46,7 +46,8 @@ def _example_input(spec):
         x = torch.randn(2, spec.extra["history"], s)
         pad = torch.zeros(2, spec.extra["history"], dtype=torch.bool)
         pad[1, :10] = True
-        n_static = create_model(spec.name).static.in_features
+        stat = create_model(spec.name).static
+        n_static = stat.in_features if stat is not None else 0
         return x, torch.ones_like(x), pad, torch.rand(2, n_static)
     raise AssertionError(f"no example input for {spec.modality}")
 

@@ -114,3 +114,27 @@ def test_icu_training_writes_loadable_weights_and_card(tmp_path, monkeypatch):
     spec = get_spec("icu_gru")
     fc = V.forecast(load_model("icu_gru"), spec, to_series(synthetic_icu_case().astype(str), ICU_SERIES))
     assert np.isfinite(fc.quantiles).all()
+
+
+def test_cgm_training_on_made_up_people(tmp_path, monkeypatch):
+    from medai_core import vitals as V
+    from medai_core.io.vitals import load_series
+    from medai_core.models import get_spec, load_model
+    from medai_core.samples import synthetic_cgm_case
+    from medai_core.train.cgm import train_cgm
+
+    rows = []
+    for p in range(8):
+        case = synthetic_cgm_case(("meal", "low")[p % 2], hours=8, seed=p)
+        rows.append(pd.DataFrame({"id": f"P{p}", "time": case["timestamp"], "gl": case["Glucose"],
+                                  "diagnosis": "diabetic"}))
+    csv, out = tmp_path / "cgm.csv", tmp_path / "out"
+    pd.concat(rows).to_csv(csv)
+    res = train_cgm(csv, out, epochs=1, log=None)
+    assert {"ratio_30", "ratio_60", "coverage80_30"} <= set(res["test"]) and (out / "cgm_gru.md").exists()
+    assert len(res["data"]["split"]["test"]) == 1 and len(res["data"]["split"]["train"]) == 6
+    monkeypatch.setenv("MEDAI_ASSETS_DIR", str(out))
+    spec = get_spec("cgm_gru")
+    s = load_series(synthetic_cgm_case().to_csv(index=False).encode(), spec.extra["series"])
+    fc = V.forecast(load_model("cgm_gru"), spec, s)
+    assert fc.quantiles.shape == (12, 1, 3) and fc.to_json(s.origin)["Glucose"]["time"][0].startswith("2024-03-01T14:00")
