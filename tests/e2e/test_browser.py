@@ -134,6 +134,7 @@ def test_notes_upload_shows_top3_highlights_and_attention(server, browser, tmp_p
     page.locator("input[type=file]").last.set_input_files(str(note))
     page.get_by_text("Which words argue for").wait_for(timeout=60_000)
     page.get_by_text("Top 3 specialties").first.wait_for(timeout=30_000)
+    page.locator("span[title]").first.wait_for(timeout=30_000)
     assert page.locator("span[title]").count() > 20  # words highlighted inline
     page.get_by_text("Most attended words").first.wait_for(timeout=30_000)
     page.wait_for_timeout(1500)
