@@ -294,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     vtr.add_argument("--data", required=True, help="folder of PhysioNet 2012 .txt stays, or the CGM csv for cgm_gru")
     vtr.add_argument("--model", default="icu_gru", choices=["icu_gru", "cgm_gru"])
     vtr.add_argument("--out", default=str(assets_dir()))
-    vtr.add_argument("--epochs", type=int, default=30)
+    vtr.add_argument("--epochs", type=int, default=12)
     vtr.add_argument("--seed", type=int, default=SEED)
     vtr.add_argument("--threads", type=int, default=0)
     vtr.set_defaults(func=_vitals_train)

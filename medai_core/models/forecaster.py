@@ -84,11 +84,16 @@ class QuantileForecaster(nn.Module):
 
 
 def quantile_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
-                  quantiles: tuple[float, ...] = QUANTILES) -> torch.Tensor:
-    """Mean pinball loss over observed targets. pred (..., Q), target and mask (...)."""
+                  quantiles: tuple[float, ...] = QUANTILES, weights: tuple[float, ...] | None = None) -> torch.Tensor:
+    """Mean pinball loss over observed targets. pred (..., Q), target and mask (...).
+    ``weights`` (one per quantile, default equal) weigh the quantiles' losses; they are normalised to mean 1."""
     q = torch.tensor(quantiles, dtype=pred.dtype, device=pred.device)
     diff = target.unsqueeze(-1) - pred
-    loss = torch.maximum(q * diff, (q - 1) * diff).mean(-1)
+    per_q = torch.maximum(q * diff, (q - 1) * diff)
+    if weights is not None:
+        w = torch.tensor(weights, dtype=pred.dtype, device=pred.device)
+        per_q = per_q * (w / w.mean())
+    loss = per_q.mean(-1)
     return (loss * mask).sum() / mask.sum().clamp_min(1.0)
 
 
