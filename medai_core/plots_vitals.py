@@ -49,7 +49,7 @@ def forecast_figure(series: VitalSeries, fc: Forecast, signals: Sequence[Signal]
     and the temporal attention as a heatmap row aligned under them on the same time axis."""
     n = len(fc.signals)
     by_name = {s.name: s for s in signals}
-    fig = make_subplots(rows=n + 1, cols=1, shared_xaxes=True, vertical_spacing=0.025,
+    fig = make_subplots(rows=n + 1, cols=1, shared_xaxes=True, vertical_spacing=0.025 if n > 2 else 0.1,
                         row_heights=[1.0] * n + [0.35],
                         subplot_titles=[f"{by_name[s].label} ({by_name[s].unit})" if by_name[s].unit else by_name[s].label
                                         for s in fc.signals] + ["Attention over past steps"])
@@ -86,7 +86,7 @@ def forecast_figure(series: VitalSeries, fc: Forecast, signals: Sequence[Signal]
     for r in range(1, n + 2):
         fig.add_vline(x=fx[0] if series.origin is not None else float(fc.times[0]) / 60.0, line_dash="dash",
                       line_color="#7f8c8d", row=r, col=1)
-    fig.update_layout(height=190 * n + 160, margin=dict(l=10, r=10, t=40, b=40), hovermode="x unified",
+    fig.update_layout(height=max(190 * n + 160, 520), margin=dict(l=10, r=10, t=40, b=40), hovermode="x unified",
                       legend=dict(orientation="h", y=1.03, x=0))
     fig.update_xaxes(title_text="time" if series.origin is not None else "hours since the record began", row=n + 1, col=1)
     return fig
@@ -102,7 +102,7 @@ def attribution_heatmap(attr: np.ndarray, series: VitalSeries, window_times: np.
     x = _x(window_times[keep], series.origin)
     fig = go.Figure(go.Heatmap(x=x, y=labels, z=z, colorscale="RdBu_r", zmin=-lim, zmax=lim,
                                colorbar=dict(title="effect"), hovertemplate="%{y} at %{x}: %{z:+.2f}<extra></extra>"))
-    fig.update_layout(title=title, height=90 + 34 * len(labels), margin=dict(l=10, r=10, t=50, b=40),
+    fig.update_layout(title=title, height=max(240, 90 + 34 * len(labels)), margin=dict(l=10, r=10, t=50, b=40),
                       xaxis_title="time" if series.origin is not None else "hours since the record began",
                       yaxis=dict(autorange="reversed"))
     return fig
