@@ -15,7 +15,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _timing import median_ms  # noqa: E402
+from _timing import print_table  # noqa: E402
 
 from medai_core.imaging import explain, predict, prepare_input  # noqa: E402
 from medai_core.io import load_scan  # noqa: E402
@@ -53,13 +53,8 @@ def main() -> None:
         ("SmoothGrad, 16 samples", lambda: explain(model, spec, x, "smoothgrad", "malignant")),
         ("Occlusion, 16 px window, stride 8", lambda: explain(model, spec, x, "occlusion", "malignant")),
     ]
-    print(f"# busi_cnn on CPU, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"median of {args.repeats} after warm-up")
-    print("| work | median ms | IQR ms |")
-    print("|---|---|---|")
-    for name, fn in rows:
-        med, iqr = median_ms(fn, args.repeats)
-        print(f"| {name} | {med:.1f} | {iqr:.1f} |", flush=True)
+    print_table(f"# busi_cnn on CPU, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"median of {args.repeats} after warm-up", rows, args.repeats)
 
 
 if __name__ == "__main__":

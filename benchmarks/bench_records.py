@@ -12,7 +12,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _timing import median_ms  # noqa: E402
+from _timing import print_table  # noqa: E402
 
 from medai_core import notes as N  # noqa: E402
 from medai_core import records as R  # noqa: E402
@@ -53,13 +53,8 @@ def main() -> None:
         ("classify + token-attribute one 1,000-word note",
          lambda: (N.classify(nmodel, nspec, vocab, note), N.explain_note(nmodel, nspec, vocab, note, target))),
     ]
-    print(f"# support_ftt and notes_tfm on CPU, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"median of {args.repeats} after warm-up")
-    print("| work | median ms | IQR ms |")
-    print("|---|---|---|")
-    for name, fn in rows:
-        med, iqr = median_ms(fn, args.repeats)
-        print(f"| {name} | {med:.1f} | {iqr:.1f} |", flush=True)
+    print_table(f"# support_ftt and notes_tfm on CPU, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"median of {args.repeats} after warm-up", rows, args.repeats)
 
 
 if __name__ == "__main__":

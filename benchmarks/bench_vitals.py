@@ -14,7 +14,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _timing import median_ms  # noqa: E402
+from _timing import print_table  # noqa: E402
 
 from medai_core import vitals as V  # noqa: E402
 from medai_core.io.vitals import load_series, to_series  # noqa: E402
@@ -50,12 +50,7 @@ def main() -> None:
         ("explain one forecast: Integrated Gradients, 64 steps", lambda: V.explain_forecast(model, spec, series, "MAP", 6)),
         (f"explain one forecast: occlusion of 24 x {len(ICU_SERIES.signals)} values", lambda: V.explain_forecast(model, spec, series, "MAP", 6, "occlusion")),
     ]
-    print(f"# icu_gru on CPU, torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeats} after warm-up")
-    print("| work | median ms | IQR ms |")
-    print("|---|---|---|")
-    for name, fn in rows:
-        med, iqr = median_ms(fn, args.repeats)
-        print(f"| {name} | {med:.1f} | {iqr:.1f} |", flush=True)
+    print_table(f"# icu_gru on CPU, torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeats} after warm-up", rows, args.repeats)
 
 
 if __name__ == "__main__":

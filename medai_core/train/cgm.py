@@ -23,6 +23,7 @@ from ..io.vitals import to_series
 from ..models.forecaster import CGM_HISTORY, CGM_HORIZON, CGM_SERIES, CGM_SPEC, QuantileForecaster, quantile_loss
 from ..models.spec import sha256_file
 from ..vitals import locf
+from .loop import fit_early_stopping
 
 SEED = 20261123
 
@@ -118,38 +119,14 @@ def train_cgm(csv: Path, out_dir: Path, *, epochs: int = 40, seed: int = SEED, h
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-3)
     tr = win["train"]
     n = len(tr["x"])
-    best = (np.inf, 0, None)
-    history = []
-
     def loss_on(w, idx):  # noqa: ANN001, ANN202
         pred = model(*_t(w, idx)) / std
         return quantile_loss(pred[..., 0, :], torch.from_numpy(w["y"][idx, :, 0]) / std,
                              torch.from_numpy(w["ymask"][idx, :, 0]).float())
 
-    for epoch in range(epochs):
-        model.train()
-        perm = rng.permutation(n)
-        total = 0.0
-        for i in range(0, n, batch_size):
-            idx = np.sort(perm[i:i + batch_size])
-            loss = loss_on(tr, idx)
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            total += float(loss.detach()) * len(idx)
-        model.eval()
-        with torch.no_grad():
-            vl = float(loss_on(win["val"], slice(None)))
-        history.append({"epoch": epoch + 1, "train_loss": total / n, "val_loss": vl})
-        if vl < best[0]:
-            best = (vl, epoch + 1, {k: t.clone() for k, t in model.state_dict().items()})
-        if log:
-            log(f"epoch {epoch + 1} train {total / n:.4f} val {vl:.4f} (best {best[0]:.4f} @ {best[1]})")
-        if epoch + 1 - best[1] >= patience:
-            break
-    model.load_state_dict(best[2])
-    model.eval()
+    history, best_epoch = fit_early_stopping(
+        model, lambda idx: loss_on(tr, idx), lambda: float(loss_on(win["val"], slice(None))), n, opt=opt,
+        epochs=epochs, batch_size=batch_size, patience=patience, rng=rng, log=log)
     # interval widths scaled so validation coverage is 80% (pooled over horizons)
     model.width_scale.fill_(1.0)
     p = predict(model, win["val"])
@@ -164,7 +141,7 @@ def train_cgm(csv: Path, out_dir: Path, *, epochs: int = 40, seed: int = SEED, h
                  "split": {k: [data["ids"][i] for i in idx] for k, idx in split.items()},
                  "diagnosis": dict(zip(data["ids"], data["diagnosis"])), "seed": seed,
                  "windows": {k: int(len(w["x"])) for k, w in win.items()}},
-        "training": {"hidden": hidden, "lr": lr, "batch_size": batch_size, "epochs_run": len(history), "best_epoch": best[1],
+        "training": {"hidden": hidden, "lr": lr, "batch_size": batch_size, "epochs_run": len(history), "best_epoch": best_epoch,
                      "seconds": round(time.perf_counter() - t0, 1), "threads": torch.get_num_threads()},
         "width_scale": float(model.width_scale[0]),
         "history": history,

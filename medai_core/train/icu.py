@@ -30,6 +30,7 @@ from ..models.forecaster import (ICU_HISTORY, ICU_HORIZON, ICU_SERIES, ICU_SIGNA
                                  QuantileForecaster, quantile_loss, static_vector)
 from ..models.spec import sha256_file
 from ..vitals import locf
+from .loop import fit_early_stopping
 
 SEED = 20261123
 HOURS = 48
@@ -222,42 +223,18 @@ def train_icu(folder: Path, out_dir: Path, *, epochs: int = 12, seed: int = SEED
     steps_per_epoch = -(-n // batch_size)
     sched = (torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch, pct_start=0.15)
              if cosine else None)
-    best = (np.inf, 0, None)
-    history = []
-
-    def loss_on(w: dict[str, np.ndarray], idx) -> torch.Tensor:
+    def loss_on(w: dict[str, np.ndarray], idx) -> torch.Tensor:  # noqa: ANN001 - indices or a slice
         pred = model(*_tensors(w, idx))
         y = torch.from_numpy(w["y"][idx])
         mask = torch.from_numpy(w["ymask"][idx]).float()
         # pinball loss in standard-deviation units, so every signal counts alike
         return quantile_loss(pred / zscale.unsqueeze(-1), y / zscale, mask, weights=(1.0, median_weight, 1.0))
 
-    for epoch in range(epochs):
-        model.train()
-        perm = rng.permutation(n)
-        total = 0.0
-        for i in range(0, n, batch_size):
-            idx = np.sort(perm[i:i + batch_size])
-            loss = loss_on(tr, idx)
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            if sched is not None:
-                sched.step()
-            total += float(loss.detach()) * len(idx)
-        model.eval()
-        with torch.no_grad():
-            vl = float(np.mean([float(loss_on(win["val"], slice(i, i + 8192))) for i in range(0, len(win["val"]["x"]), 8192)]))
-        history.append({"epoch": epoch + 1, "train_loss": total / n, "val_loss": vl})
-        if vl < best[0]:
-            best = (vl, epoch + 1, {k: t.clone() for k, t in model.state_dict().items()})
-        if log:
-            log(f"epoch {epoch + 1} train {total / n:.4f} val {vl:.4f} (best {best[0]:.4f} @ {best[1]})")
-        if epoch + 1 - best[1] >= patience:
-            break
-    model.load_state_dict(best[2])
-    model.eval()
+    nv = len(win["val"]["x"])
+    history, best_epoch = fit_early_stopping(
+        model, lambda idx: loss_on(tr, idx),
+        lambda: float(np.mean([float(loss_on(win["val"], slice(i, i + 8192))) for i in range(0, nv, 8192)])),
+        n, opt=opt, sched=sched, epochs=epochs, batch_size=batch_size, patience=patience, rng=rng, log=log)
     model.width_scale.copy_(torch.from_numpy(fit_width_scale(model, win["val"])))
     ridge = ridge_baseline(win["train"], win["test"], mean, std)
     results = {
@@ -271,7 +248,7 @@ def train_icu(folder: Path, out_dir: Path, *, epochs: int = 12, seed: int = SEED
         "signals": [s.name for s in ICU_SIGNALS], "targets": [s.name for s in ICU_SIGNALS[:ICU_TARGETS]],
         "training": {"hidden": hidden, "lr": lr, "weight_decay": weight_decay, "dropout": dropout, "batch_size": batch_size,
                      "schedule": "one-cycle" if cosine else "constant", "median_weight": median_weight, "epochs_run": len(history),
-                     "best_epoch": best[1], "seconds": round(time.perf_counter() - t0, 1),
+                     "best_epoch": best_epoch, "seconds": round(time.perf_counter() - t0, 1),
                      "threads": torch.get_num_threads()},
         "history": history,
         "width_scale": model.width_scale.tolist(),
