@@ -314,6 +314,8 @@ def card_markdown(r: dict[str, Any]) -> str:
     else:
         ratio = ""
     tok = d["tokens_per_note"]
+    rel = "\n".join(f"| {x['lo']:.1f}-{x['hi']:.1f} | {x['n']} | {x['confidence']:.3f} | {x['accuracy']:.3f} |"
+                     for x in r.get("reliability_test", []))
     return f"""# Model card: notes_tfm
 
 **Specialty of a clinical transcription** (14 specialties). A small Transformer trained from scratch in this
@@ -350,7 +352,11 @@ logits averaged (median note {tok['median']} tokens, 95th percentile {tok['p95']
 | **notes_tfm** | **{t['macro_f1']:.3f} ({lo:.3f}-{hi:.3f})** | {t['accuracy']:.3f} | {t['top3_accuracy']:.3f} | {t['ece']:.3f} |
 {base}{ratio}
 Calibration: temperature {r['calibration']['temperature']:.2f} fitted on validation; test ECE (top label)
-{r['calibration']['ece_before']:.3f} before, {t['ece']:.3f} after.
+{r['calibration']['ece_before']:.3f} before, {t['ece']:.3f} after. Reliability of the top label on test:
+
+| confidence | n | mean confidence | accuracy |
+|---|---|---|---|
+{rel}
 
 | specialty | notes | test n | precision | recall | F1 |{' baseline F1 |' if b else ''}
 |---|---|---|---|---|---|{'---|' if b else ''}
