@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import EmptyInput, InputError, TooLarge, UnsupportedFormat
+from .uploads import read_text
 
 MAX_NOTE_CHARS = 200_000  # ~30,000 words; longer texts are not single notes
 MAX_FILE_BYTES = 50 * 1024 * 1024
@@ -26,17 +27,6 @@ class Note:
     text: str
     key: str = "file"
     ref: str = ""
-
-
-def _decode(data: bytes) -> str:
-    if b"\x00" in data[:8192]:
-        raise UnsupportedFormat("This is not a text file (it contains binary data).")
-    for enc in ("utf-8-sig", "cp1252"):
-        try:
-            return data.decode(enc)
-        except UnicodeDecodeError:
-            continue
-    return data.decode("latin-1")
 
 
 def check_text(text: str, what: str = "The note") -> str:
@@ -62,17 +52,9 @@ def load_notes(data: bytes | Path, name: str = "") -> list[Note]:
         InputError: empty, binary, too large, or a CSV without a ``text`` column.
     """
     if isinstance(data, (str, Path)):
-        path = Path(data)
-        name = name or str(path)
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise InputError(f"The file cannot be read ({exc.strerror}).") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise TooLarge(f"The file is {len(data) / 1e6:.0f} MB; the limit is {MAX_FILE_BYTES / 1e6:.0f} MB.")
-    if not data.strip():
-        raise EmptyInput("The file is empty.")
-    text = _decode(data)
+        name = name or str(data)
+        data = Path(data)
+    text = read_text(data, MAX_FILE_BYTES)
     if not name.lower().endswith(".csv"):
         return [Note(check_text(text), "file", name)]
     try:

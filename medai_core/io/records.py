@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import EmptyInput, InputError, TooLarge, UnsupportedFormat
+from .uploads import read_text
 
 MAX_BYTES = 50 * 1024 * 1024
 MAX_ROWS = 100_000
@@ -148,23 +149,9 @@ def _rows(idx: pd.Index | np.ndarray, limit: int = 5) -> str:
 
 def read_csv(data: bytes | str | Path) -> pd.DataFrame:
     """Read CSV bytes (or a path) into a DataFrame of strings; format errors become ``InputError``."""
-    if isinstance(data, Path):
-        try:
-            data = data.read_bytes()
-        except OSError as exc:
-            raise InputError(f"The file cannot be read ({exc.strerror}).") from None
-    if isinstance(data, str):
-        data = data.encode()
-    if len(data) > MAX_BYTES:
-        raise TooLarge(f"The table is {len(data) / 1e6:.0f} MB; the limit is {MAX_BYTES / 1e6:.0f} MB.")
-    if not data.strip():
+    text = data if isinstance(data, str) else read_text(data, MAX_BYTES)
+    if not text.strip():
         raise EmptyInput("The file is empty.")
-    if b"\x00" in data[:4096]:
-        raise UnsupportedFormat("This is not a CSV text file (it contains binary data).")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = data.decode("latin-1")
     try:
         df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""],
                          skipinitialspace=True, nrows=MAX_ROWS + 1)

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import EmptyInput, InputError, TooLarge, UnsupportedFormat
+from .uploads import read_text
 
 MAX_BYTES = 20 * 1024 * 1024
 MAX_ROWS = 500_000
@@ -110,18 +111,7 @@ def _rows(idx, limit: int = 5) -> str:
 
 def read_table(data: bytes | Path | str, name: str = "") -> tuple[pd.DataFrame, str]:
     """Bytes -> (DataFrame of strings, kind) where kind is "long" or "wide"."""
-    if isinstance(data, (str, Path)):
-        try:
-            data = Path(data).read_bytes()
-        except OSError as exc:
-            raise InputError(f"The file cannot be read ({exc.strerror}).") from None
-    if len(data) > MAX_BYTES:
-        raise TooLarge(f"The file is {len(data) / 1e6:.0f} MB; the limit is {MAX_BYTES / 1e6:.0f} MB.")
-    if not data.strip():
-        raise EmptyInput("The file is empty.")
-    if b"\x00" in data[:4096]:
-        raise UnsupportedFormat("This is not a CSV text file (it contains binary data).")
-    text = data.decode("utf-8-sig", errors="replace")
+    text = read_text(Path(data) if isinstance(data, (str, Path)) else data, MAX_BYTES)
     try:
         df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, nrows=MAX_ROWS + 1)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:

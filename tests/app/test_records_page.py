@@ -58,7 +58,7 @@ def test_batch_upload_table_download_and_global_importance():
     (b"", "empty"),
     (b"age,sex\n70,female\n", "Missing required columns"),
     (synthetic_records(3).assign(age="old").to_csv(index=False).encode(), "must be a number"),
-    (b"\x00\x01binary", "not a CSV"),
+    (b"\x00\x01binary", "not a text file"),
 ])
 def test_bad_record_uploads_get_clear_messages(data, expect):
     at = _records()
