@@ -84,10 +84,7 @@ def _image_predict(args: argparse.Namespace) -> int:
 def _image_train(args: argparse.Namespace) -> int:
     from .train.busi import finalize_card, train_busi
 
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    _set_threads(args)
     train_busi(Path(args.data), Path(args.out), epochs=args.epochs, seed=args.seed)
     res = finalize_card(Path(args.out))
     print(json.dumps({"out": args.out, "test": {k: res["test"][k] for k in ("accuracy", "malignant_auroc")}}))
@@ -121,10 +118,7 @@ def _records_schema(_: argparse.Namespace) -> int:
 def _records_train(args: argparse.Namespace) -> int:
     from .train.support import train_support
 
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    _set_threads(args)
     r = train_support(Path(args.data), Path(args.out), epochs=args.epochs, seed=args.seed,
                       log=lambda m: print(m, file=sys.stderr))
     print(json.dumps({"out": args.out, "test": {k: r["test"][k] for k in ("auroc", "ece", "auprc")},
@@ -165,10 +159,7 @@ def _notes_predict(args: argparse.Namespace) -> int:
 def _notes_train(args: argparse.Namespace) -> int:
     from .train.notes import train_notes
 
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    _set_threads(args)
     r = train_notes(Path(args.data), Path(args.out), epochs=args.epochs, seed=args.seed,
                     log=lambda m: print(m, file=sys.stderr))
     print(json.dumps({"out": args.out, "test_macro_f1": r["test"]["macro_f1"],
@@ -204,17 +195,15 @@ def _vitals_forecast(args: argparse.Namespace) -> int:
 def _vitals_train(args: argparse.Namespace) -> int:
     from .train.icu import train_icu, write_card
 
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    _set_threads(args)
     if args.model == "cgm_gru":
         from .train.cgm import train_cgm
 
-        r = train_cgm(Path(args.data), Path(args.out), seed=args.seed, log=lambda m: print(m, file=sys.stderr))
+        extra = {"epochs": args.epochs} if args.epochs else {}
+        r = train_cgm(Path(args.data), Path(args.out), seed=args.seed, log=lambda m: print(m, file=sys.stderr), **extra)
         print(json.dumps({"out": args.out, "ratio_30": r["test"]["ratio_30"], "ratio_60": r["test"]["ratio_60"]}))
         return 0
-    r = train_icu(Path(args.data), Path(args.out), epochs=args.epochs, seed=args.seed,
+    r = train_icu(Path(args.data), Path(args.out), **({"epochs": args.epochs} if args.epochs else {}), seed=args.seed,
                   log=lambda m: print(m, file=sys.stderr))
     write_card(Path(args.out), r)
     print(json.dumps({"out": args.out, "mean_ratio": r["test"]["mean_ratio"],
@@ -236,10 +225,30 @@ def _models(_: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _add_train(sub, help_: str, data_help: str, epochs: int | None, func) -> argparse.ArgumentParser:  # noqa: ANN001
+    """A ``train`` sub-command with the options every trainer shares."""
     from .models.spec import assets_dir
-    from .train.busi import SEED
+    from .train.busi import SEED  # one seed, 20261123, for every trainer
 
+    tr = sub.add_parser("train", help=help_)
+    tr.add_argument("--data", required=True, help=data_help)
+    tr.add_argument("--out", default=str(assets_dir()), help="output folder (default: the shipped assets/)")
+    tr.add_argument("--epochs", type=int, default=epochs,
+                    help="default: the shipped configuration's" if epochs is None else None)
+    tr.add_argument("--seed", type=int, default=SEED)
+    tr.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    tr.set_defaults(func=func)
+    return tr
+
+
+def _set_threads(args: argparse.Namespace) -> None:
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m medai_core", description="MedAI models from the command line.")
     sub = p.add_subparsers(dest="area", required=True)
     img = sub.add_parser("image", help="scans: predict, explain, train").add_subparsers(dest="cmd", required=True)
@@ -251,13 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--target", help="class to explain (default: the predicted label)")
     pr.add_argument("--out", metavar="DIR", help="folder for heatmap PNGs")
     pr.set_defaults(func=_image_predict)
-    tr = img.add_parser("train", help="train busi_cnn on the BUSI folders and write weights + model card")
-    tr.add_argument("--data", required=True, help="folder with benign/ malignant/ normal/ PNGs")
-    tr.add_argument("--out", default=str(assets_dir()), help="output folder (default: the shipped assets/)")
-    tr.add_argument("--epochs", type=int, default=150)
-    tr.add_argument("--seed", type=int, default=SEED)
-    tr.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
-    tr.set_defaults(func=_image_train)
+    _add_train(img, "train busi_cnn on the BUSI folders and write weights + model card",
+               "folder with benign/ malignant/ normal/ PNGs", 150, _image_train)
     rec = sub.add_parser("records", help="structured records: predict, schema, train").add_subparsers(dest="cmd", required=True)
     rp = rec.add_parser("predict", help="score a CSV of records; writes the rows back with risk and label on stdout")
     rp.add_argument("file", metavar="FILE.csv", help="records CSV following the schema (- for stdin)")
@@ -265,39 +269,24 @@ def build_parser() -> argparse.ArgumentParser:
     rp.set_defaults(func=_records_predict)
     rs = rec.add_parser("schema", help="print the published records schema as CSV")
     rs.set_defaults(func=_records_schema)
-    rt = rec.add_parser("train", help="train support_ftt on SUPPORT2 and write weights + model card")
-    rt.add_argument("--data", required=True, help="path to support2.csv")
-    rt.add_argument("--out", default=str(assets_dir()))
-    rt.add_argument("--epochs", type=int, default=200)
-    rt.add_argument("--seed", type=int, default=SEED)
-    rt.add_argument("--threads", type=int, default=0)
-    rt.set_defaults(func=_records_train)
+    _add_train(rec, "train support_ftt on SUPPORT2 and write weights + model card", "path to support2.csv", 200,
+               _records_train)
     nt = sub.add_parser("notes", help="clinical notes: predict, train").add_subparsers(dest="cmd", required=True)
     np_ = nt.add_parser("predict", help="classify notes (.txt files, .csv with a text column, or folders), one JSON line per note")
     np_.add_argument("paths", nargs="+", metavar="FILE")
     np_.add_argument("--model", default="notes_tfm")
     np_.set_defaults(func=_notes_predict)
-    ntr = nt.add_parser("train", help="train notes_tfm on MTSamples and write weights, vocabulary + model card")
-    ntr.add_argument("--data", required=True, help="path to mtsamples.csv.gz")
-    ntr.add_argument("--out", default=str(assets_dir()))
-    ntr.add_argument("--epochs", type=int, default=30)
-    ntr.add_argument("--seed", type=int, default=SEED)
-    ntr.add_argument("--threads", type=int, default=0)
-    ntr.set_defaults(func=_notes_train)
+    _add_train(nt, "train notes_tfm on MTSamples and write weights, vocabulary + model card", "path to mtsamples.csv.gz",
+               30, _notes_train)
     vt = sub.add_parser("vitals", help="vital-sign series: forecast, train").add_subparsers(dest="cmd", required=True)
     vf = vt.add_parser("forecast", help="forecast series (CSV long/wide, PhysioNet .txt, or folders), one JSON line per series")
     vf.add_argument("paths", nargs="+", metavar="FILE")
     vf.add_argument("--model", default="icu_gru")
     vf.add_argument("--horizon", type=int, default=None, help="steps ahead (default and maximum: the model's)")
     vf.set_defaults(func=_vitals_forecast)
-    vtr = vt.add_parser("train", help="train icu_gru (PhysioNet 2012 set-a folder) or cgm_gru (Hall CGM csv)")
-    vtr.add_argument("--data", required=True, help="folder of PhysioNet 2012 .txt stays, or the CGM csv for cgm_gru")
+    vtr = _add_train(vt, "train icu_gru (PhysioNet 2012 set-a folder) or cgm_gru (Hall CGM csv)",
+                     "folder of PhysioNet 2012 .txt stays, or the CGM csv for cgm_gru", None, _vitals_train)
     vtr.add_argument("--model", default="icu_gru", choices=["icu_gru", "cgm_gru"])
-    vtr.add_argument("--out", default=str(assets_dir()))
-    vtr.add_argument("--epochs", type=int, default=12)
-    vtr.add_argument("--seed", type=int, default=SEED)
-    vtr.add_argument("--threads", type=int, default=0)
-    vtr.set_defaults(func=_vitals_train)
     mo = sub.add_parser("models", help="list registered models")
     mo.set_defaults(func=_models)
     return p

@@ -92,3 +92,16 @@ def busi():
     from medai_core.models import get_spec, load_model
 
     return load_model("busi_cnn"), get_spec("busi_cnn")
+
+
+def open_page(page: str, timeout: float = 180):
+    """AppTest of app.py switched to ``pages/<page>.py`` (through the router, as a user arrives);
+    fails if the page raised."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=timeout)
+    at.run()
+    at.switch_page(f"pages/{page}.py")
+    at.run()
+    assert not at.exception
+    return at

@@ -7,18 +7,13 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import ROOT, make_dicom, make_png, speckle_image
+from tests.conftest import ROOT, open_page, make_dicom, make_png, speckle_image
 
 APP = str(ROOT / "app.py")
 
 
 def _imaging() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
-    at.switch_page("pages/imaging.py")
-    at.run()
-    assert not at.exception
-    return at
+    return open_page("imaging", 120)
 
 
 def _prediction(at: AppTest) -> str:

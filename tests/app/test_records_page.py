@@ -5,18 +5,13 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from medai_core.samples import SYNTHETIC_NOTES, synthetic_records
-from tests.conftest import ROOT
+from tests.conftest import ROOT, open_page
 
 APP = str(ROOT / "app.py")
 
 
 def _records() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=180)
-    at.run()
-    at.switch_page("pages/records.py")
-    at.run()
-    assert not at.exception
-    return at
+    return open_page("records", 180)
 
 
 def _charts(at: AppTest) -> list:

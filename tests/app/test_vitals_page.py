@@ -4,18 +4,13 @@ from __future__ import annotations
 from streamlit.testing.v1 import AppTest
 
 from medai_core.samples import synthetic_icu_case
-from tests.conftest import ROOT
+from tests.conftest import ROOT, open_page
 
 APP = str(ROOT / "app.py")
 
 
 def _vitals() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=180)
-    at.run()
-    at.switch_page("pages/vitals.py")
-    at.run()
-    assert not at.exception
-    return at
+    return open_page("vitals", 180)
 
 
 def test_upload_shows_forecast_attention_and_attributions():
