@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import threading
 import weakref
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
+import torch
 from torch import nn
 
 from ..registry import Registry
@@ -97,6 +99,26 @@ def model_lock(model: nn.Module) -> threading.Lock:
         if lock is None:
             lock = _LOCKS[model] = threading.Lock()
         return lock
+
+
+_RNG_LOCK = threading.RLock()
+
+
+@contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Seed torch's global generator for one explainer call, without letting other threads' draws in.
+
+    Captum's sampling (Shapley permutations, NoiseTunnel noise) draws from the process-wide generator;
+    two sessions explaining at once would interleave their draws and get maps that differ from the
+    same call made alone. The lock makes the seeded section atomic; the caller's state is restored.
+    """
+    with _RNG_LOCK:
+        state = torch.random.get_rng_state()
+        torch.manual_seed(seed)
+        try:
+            yield
+        finally:
+            torch.random.set_rng_state(state)
 
 
 class CountingForward:

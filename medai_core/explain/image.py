@@ -16,7 +16,7 @@ from captum.attr import (IntegratedGradients, LayerAttribution, LayerGradCam, No
 from torch import nn
 
 from ..errors import InputError
-from .base import CountingForward, Explanation, ProgressFn, model_lock, register_explainer
+from .base import CountingForward, Explanation, ProgressFn, model_lock, register_explainer, seeded
 
 IG_BASELINES = ("black", "blurred", "mean", "noise")
 
@@ -102,8 +102,7 @@ def smoothgrad(model: nn.Module, x: torch.Tensor, target: int, *, nt_samples: in
     t0 = time.perf_counter()
     batch = min(nt_samples, 16)
     fwd = CountingForward(model, math.ceil(nt_samples / batch), progress)
-    torch.manual_seed(0)  # the noise draws: same input, same map
-    with model_lock(model), torch.enable_grad():
+    with model_lock(model), seeded(0), torch.enable_grad():  # the noise draws: same input, same map
         attr = NoiseTunnel(Saliency(fwd)).attribute(
             x, target=target, nt_type="smoothgrad", nt_samples=nt_samples, stdevs=stdev,
             nt_samples_batch_size=batch)

@@ -7,14 +7,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from .base import seeded
+
 
 def randomised_copy(model: nn.Module, seed: int = 0) -> nn.Module:
     """A copy with every conv/linear/embedding/norm layer and free parameter re-initialised (full cascading randomisation);
     buffers such as input normalisation are kept. The shared trained model is never touched."""
     rnd = copy.deepcopy(model)
-    gen_state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
-    try:
+    with seeded(seed):
         for m in rnd.modules():
             if isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d, nn.LayerNorm)):
                 if m.weight is not None:
@@ -24,8 +24,6 @@ def randomised_copy(model: nn.Module, seed: int = 0) -> nn.Module:
                 # conv, linear, embedding, and our own modules' free parameters (feature tokenizer,
                 # CLS token, positions) define reset_parameters()
                 m.reset_parameters()
-    finally:
-        torch.random.set_rng_state(gen_state)
     return rnd.eval()
 
 

@@ -15,7 +15,7 @@ import torch
 from captum.attr import LayerIntegratedGradients, ShapleyValueSampling
 from torch import nn
 
-from .base import CountingForward, Explanation, ProgressFn, model_lock, register_explainer
+from .base import CountingForward, Explanation, ProgressFn, model_lock, register_explainer, seeded
 
 
 class _Risk(nn.Module):
@@ -37,10 +37,9 @@ def shapley_sampling(model: nn.Module, x: torch.Tensor, target: int, *, referenc
     t0 = time.perf_counter()
     n_feat = x.shape[1]
     mask = torch.arange(n_feat).view(1, n_feat, 1).expand_as(x).contiguous()
-    torch.manual_seed(seed)
     batch = 4 * n_feat
     fwd = CountingForward(_Risk(model), n_samples * (n_feat + 1) / batch + 1, progress)
-    with model_lock(model), torch.no_grad():
+    with model_lock(model), seeded(seed), torch.no_grad():
         attr = ShapleyValueSampling(fwd).attribute(x, baselines=reference, target=0, feature_mask=mask,
                                                    n_samples=n_samples, perturbations_per_eval=batch)
         risk = float(model.predict_proba(x)[0])

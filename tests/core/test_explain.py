@@ -135,7 +135,7 @@ def test_concurrent_explanations_match_sequential(busi):
 
     model, spec = busi
     inputs = [prepare_input(load_scan(make_png(speckle_image(s))), spec) for s in range(4)]
-    jobs = [(x, m) for x in inputs for m in ("gradcam", "integrated_gradients")]
+    jobs = [(x, m) for x in inputs for m in ("gradcam", "integrated_gradients", "smoothgrad")]
     sequential = [explain(model, spec, x, m, "malignant").attributions for x, m in jobs]
     preds = [predict(model, spec, x).probabilities for x in inputs]
 
