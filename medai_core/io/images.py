@@ -39,7 +39,10 @@ def load_image(data: bytes) -> Scan:
         if fmt not in ALLOWED_FORMATS:
             raise UnsupportedFormat(f"{fmt or 'This'} images are not supported: use DICOM, PNG, JPEG, BMP or TIFF.")
         w, h = im.size
-        n = int(getattr(im, "n_frames", 1) or 1)
+        try:
+            n = int(getattr(im, "n_frames", 1) or 1)  # walks every page's header: damaged TIFFs fail here
+        except Exception as exc:  # noqa: BLE001 - Pillow raises TypeError, KeyError, OSError...
+            raise CorruptFile(f"The image file is damaged and cannot be opened ({type(exc).__name__}).") from None
         if w * h > MAX_PIXELS:
             raise TooLarge(f"The image is {w} x {h} pixels; the limit is {MAX_PIXELS / 1e6:.0f} megapixels.")
         if n > MAX_FRAMES:

@@ -4,15 +4,14 @@ Every failure is an ``InputError`` with a clear message; nothing is written anyw
 """
 from __future__ import annotations
 
-import io
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
 
-from ..errors import EmptyInput, InputError, TooLarge, UnsupportedFormat
-from .uploads import read_text
+from ..errors import EmptyInput, InputError, TooLarge
+from .uploads import read_csv_strings, read_text
 
 MAX_NOTE_CHARS = 200_000  # ~30,000 words; longer texts are not single notes
 MAX_FILE_BYTES = 50 * 1024 * 1024
@@ -57,10 +56,7 @@ def load_notes(data: bytes | Path, name: str = "") -> list[Note]:
     text = read_text(data, MAX_FILE_BYTES)
     if not name.lower().endswith(".csv"):
         return [Note(check_text(text), "file", name)]
-    try:
-        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
-        raise UnsupportedFormat(f"The file could not be read as CSV ({str(exc).splitlines()[0][:120]}).") from None
+    df = read_csv_strings(text, MAX_NOTES + 1)
     cols = {c.strip().lower(): c for c in df.columns}
     if "text" not in cols:
         raise InputError(f"The CSV needs a 'text' column (found: {', '.join(map(str, df.columns[:10]))}).")
@@ -70,7 +66,7 @@ def load_notes(data: bytes | Path, name: str = "") -> list[Note]:
         raise TooLarge(f"The CSV has {len(df):,} notes; the limit is {MAX_NOTES:,}.")
     ids = df[cols["id"]].astype(str).tolist() if "id" in cols else None
     if ids is not None:
-        dup = sorted({i for i in ids if ids.count(i) > 1})
+        dup = sorted(i for i, n in Counter(ids).items() if n > 1)  # one pass: 10,000 ids, not 10,000^2
         if dup:
             raise InputError(f"Duplicate ids in the CSV: {', '.join(dup[:5])}.")
     notes = []

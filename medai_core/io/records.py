@@ -10,15 +10,14 @@ missing laboratory value is never silently replaced by zero or by a normal value
 """
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..errors import EmptyInput, InputError, TooLarge, UnsupportedFormat
-from .uploads import read_text
+from ..errors import EmptyInput, InputError, TooLarge
+from .uploads import read_csv_strings, read_text
 
 MAX_BYTES = 50 * 1024 * 1024
 MAX_ROWS = 100_000
@@ -152,11 +151,8 @@ def read_csv(data: bytes | str | Path) -> pd.DataFrame:
     text = data if isinstance(data, str) else read_text(data, MAX_BYTES)
     if not text.strip():
         raise EmptyInput("The file is empty.")
-    try:
-        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""],
-                         skipinitialspace=True, nrows=MAX_ROWS + 1)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
-        raise UnsupportedFormat(f"The file could not be read as a CSV table ({str(exc).splitlines()[0][:120]}).") from None
+    df = read_csv_strings(text, MAX_ROWS + 1, skipinitialspace=True)
+    df = df.where(df != "", np.nan)  # blank = missing
     if df.shape[1] > MAX_COLUMNS:
         raise TooLarge(f"The table has {df.shape[1]} columns; the limit is {MAX_COLUMNS}.")
     if len(df) > MAX_ROWS:

@@ -12,7 +12,6 @@ Rules (stated in the model card and the README):
 """
 from __future__ import annotations
 
-import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import EmptyInput, InputError, TooLarge, UnsupportedFormat
-from .uploads import read_text
+from .uploads import read_csv_strings, read_text
 
 MAX_BYTES = 20 * 1024 * 1024
 MAX_ROWS = 500_000
@@ -112,10 +111,7 @@ def _rows(idx, limit: int = 5) -> str:
 def read_table(data: bytes | Path | str, name: str = "") -> tuple[pd.DataFrame, str]:
     """Bytes -> (DataFrame of strings, kind) where kind is "long" or "wide"."""
     text = read_text(Path(data) if isinstance(data, (str, Path)) else data, MAX_BYTES)
-    try:
-        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, nrows=MAX_ROWS + 1)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
-        raise UnsupportedFormat(f"The file could not be read as CSV ({str(exc).splitlines()[0][:120]}).") from None
+    df = read_csv_strings(text, MAX_ROWS + 1)
     if len(df) > MAX_ROWS:
         raise TooLarge(f"The file has more than {MAX_ROWS:,} rows.")
     if len(df) == 0:
