@@ -94,10 +94,18 @@ def _parse_times(raw: pd.Series) -> tuple[pd.Series, pd.Timestamp | None, pd.Ser
     num = pd.to_numeric(s, errors="coerce")
     if num.notna().all():
         return num.astype(float), None, pd.Series(False, index=raw.index)
-    ts = pd.to_datetime(s, errors="coerce", format="mixed")
+    # ISO 8601 dates (offsets such as +01:00 honoured, different offsets put on UTC); other date styles
+    # only when no row is ISO (a whole file in one style), so a garbled row is reported, not guessed at
+    ts = pd.to_datetime(s, errors="coerce", format="ISO8601", utc=True)
+    if ts.isna().all():
+        try:
+            ts = pd.to_datetime(s, errors="coerce", format="mixed", utc=True)
+        except (ValueError, TypeError, OverflowError):  # pandas raises for some strings despite "coerce"
+            return pd.Series(np.nan, index=raw.index), None, pd.Series(True, index=raw.index)
     bad = ts.isna()
     if bad.all():
         return pd.Series(np.nan, index=raw.index), None, bad
+    ts = ts.dt.tz_convert(None)  # naive UTC wall-clock time from here on
     origin = ts.min()
     return (ts - origin).dt.total_seconds() / 60.0, origin, bad
 

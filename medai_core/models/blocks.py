@@ -24,12 +24,21 @@ class SelfAttention(nn.Module):
         self.out = nn.Linear(dim, dim)
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, pad_mask: torch.Tensor | None = None, need_weights: bool = True
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(self, x: torch.Tensor, pad_mask: torch.Tensor | None = None, need_weights: bool = True,
+                n_queries: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``need_weights=False`` uses PyTorch's fused attention (same result, no (T x T) weights kept):
-        scoring and attribution, where nobody looks at the weights."""
+        scoring and attribution, where nobody looks at the weights. ``n_queries`` computes the output
+        of the first ``n_queries`` tokens only (all tokens still serve as keys and values): a last
+        layer whose other outputs nobody reads."""
         n, t, d = x.shape
         h = self.heads
+        if n_queries is not None and not need_weights:
+            w, b = self.qkv.weight, self.qkv.bias
+            q = F.linear(x[:, :n_queries], w[:d], b[:d]).view(n, n_queries, h, d // h).transpose(1, 2)
+            k, v = F.linear(x, w[d:], b[d:]).view(n, t, 2, h, d // h).permute(2, 0, 3, 1, 4)
+            mask = None if pad_mask is None else ~pad_mask[:, None, None, :]
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            return self.out(y.transpose(1, 2).reshape(n, n_queries, d)), None
         q, k, v = self.qkv(x).view(n, t, 3, h, d // h).permute(2, 0, 3, 1, 4)
         if not need_weights:
             mask = None if pad_mask is None else ~pad_mask[:, None, None, :]
@@ -57,10 +66,13 @@ class Block(nn.Module):
         self.ffn = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim))
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, pad_mask: torch.Tensor | None = None, need_weights: bool = True
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        a, w = self.attn(self.norm1(x), pad_mask, need_weights)
-        x = x + self.drop(a)
+    def forward(self, x: torch.Tensor, pad_mask: torch.Tensor | None = None, need_weights: bool = True,
+                n_queries: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``n_queries``: return only the first ``n_queries`` tokens (fused path, eval only)."""
+        if n_queries is not None and (need_weights or self.training):
+            n_queries = None
+        a, w = self.attn(self.norm1(x), pad_mask, need_weights, n_queries)
+        x = (x if n_queries is None else x[:, :n_queries]) + self.drop(a)
         x = x + self.drop(self.ffn(self.norm2(x)))
         return x, w
 

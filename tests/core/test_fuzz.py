@@ -268,3 +268,17 @@ def test_damaged_tiff_page_directory():
     data = b"II*\x00\x08\x00\x00\x00" + ifd + (1).to_bytes(4, "little") + bytes(1024)
     with pytest.raises(CorruptFile, match="damaged"):
         load_scan(data)
+
+
+def test_garbled_or_offset_timestamps():
+    """A garbled date row made pandas raise 'Mixed timezones'; it is now a reported bad row, and
+    timestamps with different UTC offsets are put on one clock."""
+    from medai_core.io.vitals import SeriesError, load_series
+    from medai_core.models.forecaster import CGM_SERIES
+
+    rows = b"".join(f"2024-03-01 10:{5 * i:02d},{100 + i}\n".encode() for i in range(10))
+    with pytest.raises(SeriesError, match="Unparseable timestamps in rows 12"):
+        load_series(b"timestamp,Glucose\n" + rows + b"2024-03-01 2024-03-01 12:20,124\n", CGM_SERIES)
+    offsets = b"".join(f"2024-03-01T10:{5 * i:02d}+01:00,{100 + i}\n".encode() for i in range(10))
+    s = load_series(b"timestamp,Glucose\n" + offsets + b"2024-03-01T09:50:00+00:00,124\n", CGM_SERIES)
+    assert s.n_steps == 11 and s.values[-1, 0] == 124  # 09:50 UTC = 10:50 +01:00, right after 10:45

@@ -105,6 +105,17 @@ def test_every_text_explainer_shape_and_completeness(tiny, method):
     assert d["relative_delta"] < 0.05
 
 
+def test_text_ig_adds_steps_until_the_completeness_error_is_small(tiny):
+    model, spec, vocab = tiny
+    text = " ".join(CORPUS)
+    coarse = N.explain_note(model, spec, vocab, text, "b", n_steps=1, max_relative_delta=float("inf"))
+    assert coarse.explanation.params["n_steps"] == 1  # no bound: the first pass is kept
+    ta = N.explain_note(model, spec, vocab, text, "b", n_steps=1, max_relative_delta=0.01, max_steps=128)
+    d, steps = ta.explanation.diagnostics, ta.explanation.params["n_steps"]
+    assert coarse.explanation.diagnostics["relative_delta"] > 0.01  # one step is not enough on this model
+    assert steps > 1 and d["relative_delta"] <= 0.01
+
+
 def test_attention_is_a_distribution_per_window(tiny):
     model, spec, vocab = tiny
     enc = N.encode_note(" ".join(CORPUS), vocab, spec)
