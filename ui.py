@@ -98,6 +98,24 @@ def cached_scan(digest_key: str, _data: bytes):  # noqa: ANN201 - a Scan
     return load_scan(_data)
 
 
+@st.cache_resource(show_spinner=False)
+def prewarm() -> threading.Thread:
+    """Once per server process, after the first page is on screen: import torch and the model and explainer
+    modules in the background, so the first workspace a user opens does not wait for them (~2 s)."""
+    def work() -> None:
+        import importlib
+
+        time.sleep(2.0)  # let the server deliver the first page before the imports take the GIL
+        for mod in ("medai_core.models.busi_cnn", "medai_core.models.support_ftt", "medai_core.models.notes_tfm",
+                    "medai_core.models.forecaster", "medai_core.imaging", "medai_core.records", "medai_core.notes",
+                    "medai_core.vitals", "plotly.graph_objects"):
+            importlib.import_module(mod)
+
+    t = threading.Thread(target=work, name="medai-prewarm", daemon=True)
+    t.start()
+    return t
+
+
 def route_via_app() -> None:
     """Make sure pages run under app.py's ``st.navigation``.
 

@@ -15,9 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .spec import ModelSpec, register_model
+from .catalog import BUSI_LABELS, BUSI_SPEC  # noqa: F401  (re-exported)
 
-BUSI_LABELS = ("benign", "malignant", "normal")
 FEATURE_DIM = 96 + 192
 
 
@@ -92,21 +91,7 @@ class BusiNet(nn.Module):
         return torch.sqrt(torch.clamp(((d @ self.ood_precision) * d).sum(1), min=0))
 
 
-BUSI_SPEC = ModelSpec(
-    name="busi_cnn",
-    modality="image",
-    labels=BUSI_LABELS,
-    input_size=(128, 128),
-    in_channels=1,
-    weights="busi_cnn.pt",
-    card="busi_cnn.md",
-    card_json="busi_cnn.json",
-    gradcam_layer="layer4",
-    positive_label="malignant",
-    description="Breast ultrasound: benign / malignant / normal (BUSI, residual CNN from scratch)",
-)
 
 
-@register_model("busi_cnn", spec=BUSI_SPEC)
 def build_busi_cnn() -> nn.Module:
     return BusiNet(n_classes=len(BUSI_LABELS))

@@ -19,10 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..io.vitals import SeriesSpec, Signal
-from .spec import ModelSpec, register_model
-
-QUANTILES = (0.1, 0.5, 0.9)
+from .catalog import (CGM_HISTORY, CGM_HORIZON, CGM_SERIES, CGM_SIGNALS, CGM_SPEC, ICU_HISTORY,  # noqa: F401
+                      ICU_HORIZON, ICU_SERIES, ICU_SIGNALS, ICU_SPEC, ICU_TARGETS, QUANTILES)  # (re-exported)
+from .spec import ModelSpec
 
 
 class TemporalAttention(nn.Module):
@@ -98,38 +97,7 @@ def quantile_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
 
 
 # ---------------------------------------------------------------- PhysioNet 2012 ICU vitals
-ICU_SIGNALS = (
-    Signal("HR", "Heart rate", "/min", ("HR",), (1, 300), (60, 100), (40, 130)),
-    Signal("MAP", "Mean arterial pressure", "mmHg", ("MAP", "NIMAP"), (1, 300), (70, 105), (65, None)),
-    Signal("SysABP", "Systolic pressure", "mmHg", ("SysABP", "NISysABP"), (1, 300), (90, 140), (90, 180)),
-    Signal("RespRate", "Respiratory rate", "/min", ("RespRate",), (1, 80), (12, 20), (8, 30)),
-    Signal("Temp", "Temperature", "°C", ("Temp",), (25, 45), (36.1, 37.8), (35.0, 38.5)),
-    Signal("SaO2", "Arterial O2 saturation", "%", ("SaO2",), (20, 100), (94, 100), None),
-    Signal("GCS", "Glasgow coma scale", "", ("GCS",), (3, 15), (15, 15), None),
-    Signal("DiasABP", "Diastolic pressure", "mmHg", ("DiasABP", "NIDiasABP"), (1, 250), (60, 90), None),
-    Signal("FiO2", "Inspired O2 fraction", "", ("FiO2",), (0.21, 1.0), None, None),
-    Signal("MechVent", "Mechanical ventilation", "", ("MechVent",), (0, 1), None, None),
-)
-ICU_SERIES = SeriesSpec(ICU_SIGNALS, static=("Age", "Gender", "ICUType"), step_minutes=60, min_history_steps=3,
-                        ignore=("Height", "Weight", "Urine", "pH", "PaCO2",
-                                "PaO2", "HCT", "K", "Platelets", "Creatinine", "BUN", "Mg", "HCO3", "Na", "Glucose",
-                                "WBC", "Lactate", "Bilirubin", "AST", "ALT", "ALP", "Albumin", "TroponinT",
-                                "TroponinI", "Cholesterol"))
-ICU_TARGETS = 5
-ICU_HISTORY = 24
-ICU_HORIZON = 6
 
-ICU_SPEC = ModelSpec(
-    name="icu_gru",
-    modality="series",
-    labels=tuple(s.name for s in ICU_SIGNALS[:ICU_TARGETS]),
-    weights="icu_gru.pt",
-    card="icu_gru.md",
-    card_json="icu_gru.json",
-    description="ICU vitals, next 6 h with 10/50/90% quantiles (PhysioNet 2012, GRU + temporal attention)",
-    extra={"series": ICU_SERIES, "history": ICU_HISTORY, "horizon": ICU_HORIZON, "n_targets": ICU_TARGETS,
-           "quantiles": QUANTILES},
-)
 
 
 def static_vector(static: dict[str, float], spec: ModelSpec, n_steps: int) -> list[float]:
@@ -146,29 +114,13 @@ def static_vector(static: dict[str, float], spec: ModelSpec, n_steps: int) -> li
             sex if sex in (0.0, 1.0) else 0.5, *onehot, min(n_steps, 96) / 48.0]
 
 
-@register_model("icu_gru", spec=ICU_SPEC)
 def build_icu_gru() -> QuantileForecaster:
     return QuantileForecaster(len(ICU_SIGNALS), ICU_TARGETS, 7, ICU_HORIZON)
 
 
 # ---------------------------------------------------------------- continuous glucose monitoring
-CGM_SIGNALS = (Signal("Glucose", "Glucose", "mg/dL", ("Glucose", "gl", "glucose"), (20, 600), (70, 180), (70, 250)),)
-CGM_SERIES = SeriesSpec(CGM_SIGNALS, static=(), step_minutes=5, min_history_steps=6)
-CGM_HISTORY = 24  # 2 h of 5-minute readings
-CGM_HORIZON = 12  # 60 min
-
-CGM_SPEC = ModelSpec(
-    name="cgm_gru",
-    modality="series",
-    labels=("Glucose",),
-    weights="cgm_gru.pt",
-    card="cgm_gru.md",
-    card_json="cgm_gru.json",
-    description="CGM glucose, next 60 min in 5-min steps with 10/50/90% quantiles (Hall et al. 2018, GRU + temporal attention)",
-    extra={"series": CGM_SERIES, "history": CGM_HISTORY, "horizon": CGM_HORIZON, "n_targets": 1, "quantiles": QUANTILES},
-)
 
 
-@register_model("cgm_gru", spec=CGM_SPEC)
+
 def build_cgm_gru() -> QuantileForecaster:
     return QuantileForecaster(1, 1, 0, CGM_HORIZON)

@@ -16,15 +16,8 @@ import torch
 from torch import nn
 
 from .blocks import Block, cls_attention
-from .spec import ModelSpec, register_model
+from .catalog import MAX_TOKENS, NOTES_LABELS, NOTES_SPEC  # noqa: F401  (re-exported)
 
-# Real specialties with at least 40 distinct notes after de-duplication (see the model card for the rule).
-NOTES_LABELS = (
-    "Cardiovascular / Pulmonary", "Gastroenterology", "General Medicine", "Hematology - Oncology",
-    "Nephrology", "Neurology", "Obstetrics / Gynecology", "Ophthalmology", "Orthopedic", "ENT - Otolaryngology",
-    "Pain Management", "Radiology", "Surgery", "Urology",
-)
-MAX_TOKENS = 512  # per window, without the CLS token
 VOCAB_SIZE = 16000
 
 
@@ -69,18 +62,7 @@ class NotesTransformer(nn.Module):
         return cls_attention(self.forward_with_attention(ids)[1])
 
 
-NOTES_SPEC = ModelSpec(
-    name="notes_tfm",
-    modality="text",
-    labels=NOTES_LABELS,
-    weights="notes_tfm.pt",
-    card="notes_tfm.md",
-    card_json="notes_tfm.json",
-    description="Specialty of a clinical note (MTSamples, 14 specialties, small Transformer)",
-    extra={"vocab": "notes_tfm.vocab.json", "max_tokens": MAX_TOKENS},
-)
 
 
-@register_model("notes_tfm", spec=NOTES_SPEC)
 def build_notes_tfm() -> NotesTransformer:
     return NotesTransformer()

@@ -7,13 +7,13 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import ModelError
 from ..registry import Registry
+
+if TYPE_CHECKING:
+    from torch import nn
 
 ASSETS_DIR = Path(__file__).resolve().parents[2] / "assets"
 WEIGHTS_ENV = "MEDAI_ASSETS_DIR"
@@ -51,7 +51,7 @@ class ModelSpec:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-MODELS: Registry[Callable[[], nn.Module]] = Registry("model")
+MODELS: "Registry[Callable[[], nn.Module]]" = Registry("model")
 
 
 def register_model(name: str, spec: ModelSpec) -> Callable[[Callable[[], nn.Module]], Callable[[], nn.Module]]:
@@ -149,6 +149,8 @@ def load_model(name: str) -> nn.Module:
     have = sha256_file(path)
     if want and want != have:
         raise ModelError(f"Weights {path} do not match the model card's sha256 ({have[:12]} != {want[:12]}).")
+    import torch
+
     with _LOAD_LOCK:
         model = create_model(name)
         try:

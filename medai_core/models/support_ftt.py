@@ -19,9 +19,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..io.records import FIELDS, SCHEMA, RecordTable
+from ..io.records import SCHEMA, RecordTable
 from .blocks import Block, binary_calibrate, cls_attention
-from .spec import ModelSpec, register_model
+from .catalog import SUPPORT_SPEC  # noqa: F401  (re-exported)
 
 # Right-skewed laboratory values are modelled on a log scale.
 LOG_FEATURES = {"wblc", "bili", "crea", "bun", "urine", "glucose", "pafi"}
@@ -148,19 +148,7 @@ class RiskHead(nn.Module):
         return self.model.predict_proba(x).unsqueeze(-1)
 
 
-SUPPORT_SPEC = ModelSpec(
-    name="support_ftt",
-    modality="tabular",
-    labels=("low risk", "high risk"),
-    weights="support_ftt.pt",
-    card="support_ftt.md",
-    card_json="support_ftt.json",
-    positive_label="high risk",
-    description="In-hospital mortality from day-3 records (SUPPORT2, FT-Transformer)",
-    extra={"features": tuple(FIELDS), "risk_of": "in-hospital death"},
-)
 
 
-@register_model("support_ftt", spec=SUPPORT_SPEC)
 def build_support_ftt() -> SupportFTT:
     return SupportFTT()

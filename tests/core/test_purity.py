@@ -23,3 +23,13 @@ def test_importing_core_does_not_load_streamlit():
             "print('streamlit' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=CORE.parent, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_model_catalogue_and_home_imports_do_not_load_torch():
+    """Listing models, reading cards and the home page's imports stay torch-free (cold start); building a
+    model imports it on demand."""
+    code = ("import sys, medai_core.models as m, ui; from medai_core.models.spec import card_headline;"
+            "names = list(m.MODELS); [card_headline(n) for n in names]; before = 'torch' in sys.modules;"
+            "m.create_model('icu_gru'); print(before, 'torch' in sys.modules, len(names))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=CORE.parent, check=True)
+    assert out.stdout.split() == ["False", "True", "5"]

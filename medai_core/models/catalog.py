@@ -1,0 +1,133 @@
+"""The model catalogue: every shipped model's spec, registered with a lazy builder.
+
+Torch-free on purpose: the home page, the navigation and the CLI's help list models, read their cards and
+validate inputs without importing torch (about 2 s of a cold start). The network classes live in the
+model modules (``busi_cnn``, ``support_ftt``, ``notes_tfm``, ``forecaster``), imported on the first
+``create_model`` / ``load_model``.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any, Callable
+
+from ..io.records import FIELDS
+from ..io.vitals import SeriesSpec, Signal
+from .spec import ModelSpec, register_model
+
+
+def _lazy(module: str, builder: str) -> Callable[[], Any]:
+    def build() -> Any:
+        return getattr(importlib.import_module(f"{__package__}.{module}"), builder)()
+
+    build.__qualname__ = build.__name__ = builder
+    return build
+
+
+# ---------------------------------------------------------------- breast ultrasound (BUSI)
+BUSI_LABELS = ("benign", "malignant", "normal")
+BUSI_SPEC = ModelSpec(
+    name="busi_cnn",
+    modality="image",
+    labels=BUSI_LABELS,
+    input_size=(128, 128),
+    in_channels=1,
+    weights="busi_cnn.pt",
+    card="busi_cnn.md",
+    card_json="busi_cnn.json",
+    gradcam_layer="layer4",
+    positive_label="malignant",
+    description="Breast ultrasound: benign / malignant / normal (BUSI, residual CNN from scratch)",
+)
+register_model("busi_cnn", BUSI_SPEC)(_lazy("busi_cnn", "build_busi_cnn"))
+
+
+# ---------------------------------------------------------------- SUPPORT2 records
+SUPPORT_SPEC = ModelSpec(
+    name="support_ftt",
+    modality="tabular",
+    labels=("low risk", "high risk"),
+    weights="support_ftt.pt",
+    card="support_ftt.md",
+    card_json="support_ftt.json",
+    positive_label="high risk",
+    description="In-hospital mortality from day-3 records (SUPPORT2, FT-Transformer)",
+    extra={"features": tuple(FIELDS), "risk_of": "in-hospital death"},
+)
+register_model("support_ftt", SUPPORT_SPEC)(_lazy("support_ftt", "build_support_ftt"))
+
+
+# ---------------------------------------------------------------- MTSamples notes
+# Real specialties with at least 40 distinct notes after de-duplication (see the model card for the rule).
+NOTES_LABELS = (
+    "Cardiovascular / Pulmonary", "Gastroenterology", "General Medicine", "Hematology - Oncology",
+    "Nephrology", "Neurology", "Obstetrics / Gynecology", "Ophthalmology", "Orthopedic", "ENT - Otolaryngology",
+    "Pain Management", "Radiology", "Surgery", "Urology",
+)
+MAX_TOKENS = 512  # per window, without the CLS token
+
+NOTES_SPEC = ModelSpec(
+    name="notes_tfm",
+    modality="text",
+    labels=NOTES_LABELS,
+    weights="notes_tfm.pt",
+    card="notes_tfm.md",
+    card_json="notes_tfm.json",
+    description="Specialty of a clinical note (MTSamples, 14 specialties, small Transformer)",
+    extra={"vocab": "notes_tfm.vocab.json", "max_tokens": MAX_TOKENS},
+)
+register_model("notes_tfm", NOTES_SPEC)(_lazy("notes_tfm", "build_notes_tfm"))
+
+
+# ---------------------------------------------------------------- vital-sign forecasters
+QUANTILES = (0.1, 0.5, 0.9)
+
+ICU_SIGNALS = (
+    Signal("HR", "Heart rate", "/min", ("HR",), (1, 300), (60, 100), (40, 130)),
+    Signal("MAP", "Mean arterial pressure", "mmHg", ("MAP", "NIMAP"), (1, 300), (70, 105), (65, None)),
+    Signal("SysABP", "Systolic pressure", "mmHg", ("SysABP", "NISysABP"), (1, 300), (90, 140), (90, 180)),
+    Signal("RespRate", "Respiratory rate", "/min", ("RespRate",), (1, 80), (12, 20), (8, 30)),
+    Signal("Temp", "Temperature", "°C", ("Temp",), (25, 45), (36.1, 37.8), (35.0, 38.5)),
+    Signal("SaO2", "Arterial O2 saturation", "%", ("SaO2",), (20, 100), (94, 100), None),
+    Signal("GCS", "Glasgow coma scale", "", ("GCS",), (3, 15), (15, 15), None),
+    Signal("DiasABP", "Diastolic pressure", "mmHg", ("DiasABP", "NIDiasABP"), (1, 250), (60, 90), None),
+    Signal("FiO2", "Inspired O2 fraction", "", ("FiO2",), (0.21, 1.0), None, None),
+    Signal("MechVent", "Mechanical ventilation", "", ("MechVent",), (0, 1), None, None),
+)
+ICU_SERIES = SeriesSpec(ICU_SIGNALS, static=("Age", "Gender", "ICUType"), step_minutes=60, min_history_steps=3,
+                        ignore=("Height", "Weight", "Urine", "pH", "PaCO2",
+                                "PaO2", "HCT", "K", "Platelets", "Creatinine", "BUN", "Mg", "HCO3", "Na", "Glucose",
+                                "WBC", "Lactate", "Bilirubin", "AST", "ALT", "ALP", "Albumin", "TroponinT",
+                                "TroponinI", "Cholesterol"))
+ICU_TARGETS = 5
+ICU_HISTORY = 24
+ICU_HORIZON = 6
+
+ICU_SPEC = ModelSpec(
+    name="icu_gru",
+    modality="series",
+    labels=tuple(s.name for s in ICU_SIGNALS[:ICU_TARGETS]),
+    weights="icu_gru.pt",
+    card="icu_gru.md",
+    card_json="icu_gru.json",
+    description="ICU vitals, next 6 h with 10/50/90% quantiles (PhysioNet 2012, GRU + temporal attention)",
+    extra={"series": ICU_SERIES, "history": ICU_HISTORY, "horizon": ICU_HORIZON, "n_targets": ICU_TARGETS,
+           "quantiles": QUANTILES},
+)
+register_model("icu_gru", ICU_SPEC)(_lazy("forecaster", "build_icu_gru"))
+
+CGM_SIGNALS = (Signal("Glucose", "Glucose", "mg/dL", ("Glucose", "gl", "glucose"), (20, 600), (70, 180), (70, 250)),)
+CGM_SERIES = SeriesSpec(CGM_SIGNALS, static=(), step_minutes=5, min_history_steps=6)
+CGM_HISTORY = 24  # 2 h of 5-minute readings
+CGM_HORIZON = 12  # 60 min
+
+CGM_SPEC = ModelSpec(
+    name="cgm_gru",
+    modality="series",
+    labels=("Glucose",),
+    weights="cgm_gru.pt",
+    card="cgm_gru.md",
+    card_json="cgm_gru.json",
+    description="CGM glucose, next 60 min in 5-min steps with 10/50/90% quantiles (Hall et al. 2018, GRU + temporal attention)",
+    extra={"series": CGM_SERIES, "history": CGM_HISTORY, "horizon": CGM_HORIZON, "n_targets": 1, "quantiles": QUANTILES},
+)
+register_model("cgm_gru", CGM_SPEC)(_lazy("forecaster", "build_cgm_gru"))
