@@ -1,0 +1,157 @@
+"""Load test: N concurrent browser sessions against one real server on 127.0.0.1.
+
+Every session uploads its own scan and waits for the prediction and the Grad-CAM overlay, then half of
+the sessions score a records CSV and half forecast a vital-sign upload; this repeats ``--rounds`` times
+with fresh files (so no session is served from another's decode cache). Latency = from the upload to the
+result visible in that session's page. Errors = a wait that timed out, an error box on the page, or a
+traceback in the server log.
+
+Run: ``python benchmarks/load_test.py [--sessions 10] [--rounds 3]`` (needs Debian chromium). Bounded:
+at most ``--sessions`` pages, ``--rounds`` rounds and ``--deadline`` seconds. The browser runs on the same
+machine as the server, so its rendering competes for the same cores. Not a test.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import re
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_startup import CHROMIUM, ROOT, free_port, start_server, stop  # noqa: E402
+
+sys.path.insert(0, str(ROOT))
+
+
+def scan_png(seed: int) -> bytes:
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:256, :256] / 256
+    base = 0.35 + 0.25 * np.exp(-((yy - 0.3) ** 2) / 0.05)
+    base[((yy - 0.55) ** 2 + (xx - 0.5) ** 2) < 0.02 * rng.uniform(0.5, 1.5)] *= 0.25
+    img = (np.clip(base * rng.rayleigh(0.8, (256, 256)), 0, 1) * 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def records_csv(seed: int) -> bytes:
+    from medai_core.samples import synthetic_records
+
+    return synthetic_records(20, seed=seed).to_csv(index=False).encode()
+
+
+def stay_csv(seed: int) -> bytes:
+    from medai_core.samples import synthetic_icu_case
+
+    return synthetic_icu_case("deteriorating" if seed % 2 else "stable", seed=seed).to_csv(index=False).encode()
+
+
+async def timed(page, action, wait_text: str, timeout_s: float) -> float:  # noqa: ANN001
+    t0 = time.perf_counter()
+    await action()
+    await page.get_by_text(wait_text).first.wait_for(timeout=timeout_s * 1000)
+    return time.perf_counter() - t0
+
+
+async def session(browser, url: str, k: int, rounds: int, out: dict, timeout_s: float) -> None:  # noqa: ANN001
+    ctx = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    ctx.set_default_timeout(timeout_s * 1000)
+    page = await ctx.new_page()
+
+    async def upload(kind: str, path: str, ready: str, choose: str | None, name: str, mime: str, data: bytes,
+                     done: str, r: int) -> None:
+        try:
+            await page.goto(f"{url}/{path}", wait_until="domcontentloaded")
+            await page.get_by_text(ready).first.wait_for()
+            if choose:
+                await page.get_by_text(choose, exact=True).first.click()
+            out[kind].append(await timed(page, lambda: page.locator("input[type=file]").first.set_input_files(
+                files=[{"name": name, "mimeType": mime, "buffer": data}]), done, timeout_s))
+        except Exception as exc:  # noqa: BLE001 - a timeout or a missing element is an error of the run
+            out["errors"].append(f"session {k} round {r} {kind}: {type(exc).__name__}: {str(exc).splitlines()[0][:100]}")
+        if await page.get_by_text("An unexpected error occurred").count():
+            out["errors"].append(f"session {k} round {r} {kind}: error box on the page")
+
+    try:
+        for r in range(rounds):
+            seed = 1000 * k + r
+            await upload("scan", "imaging", "Upload a scan in the sidebar", None, f"scan{seed}.png", "image/png",
+                         scan_png(seed), "Grad-CAM: '", r)
+            if k % 2 == 0:
+                await upload("records", "records", "Structured record: in-hospital mortality", "Upload a CSV", f"batch{seed}.csv", "text/csv",
+                             records_csv(seed), "Risk for 20 patients", r)
+            else:
+                await upload("forecast", "vitals", "Vital signs", None, f"stay{seed}.csv", "text/csv", stay_csv(seed),
+                             "Contribution of each past value", r)
+    finally:
+        await ctx.close()
+
+
+async def run(url: str, sessions: int, rounds: int, timeout_s: float) -> dict:
+    from playwright.async_api import async_playwright
+
+    out: dict = {"scan": [], "records": [], "forecast": [], "errors": []}
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                          args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        await asyncio.gather(*(session(browser, url, k, rounds, out, timeout_s) for k in range(sessions)))
+        await browser.close()
+    return out
+
+
+def pct(xs: list[float], q: float) -> float:
+    return float(np.percentile(xs, q)) if xs else float("nan")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sessions", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--timeout", type=float, default=60.0, help="seconds one result may take")
+    ap.add_argument("--deadline", type=float, default=600.0, help="seconds for the whole run")
+    args = ap.parse_args()
+    port = free_port()
+    log = tempfile.TemporaryFile(mode="w+")
+    proc = start_server(port, log=log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        import urllib.request
+
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        t0 = time.perf_counter()
+        out = asyncio.run(asyncio.wait_for(run(url, args.sessions, args.rounds, args.timeout), args.deadline))
+        wall = time.perf_counter() - t0
+    finally:
+        stop(proc)
+    log.seek(0)
+    tracebacks = len(re.findall(r"Traceback \(most recent call last\)", log.read()))
+    print(f"# load test: {args.sessions} concurrent browser sessions x {args.rounds} rounds, one server, "
+          f"wall {wall:.0f} s")
+    print("| work (upload -> result on screen) | n | p50 s | p95 s | max s |")
+    print("|---|---|---|---|---|")
+    for key, label in (("scan", "scan -> prediction + Grad-CAM"), ("records", "20-record CSV -> risk table + explanation"),
+                       ("forecast", "ICU stay CSV -> forecast + attributions")):
+        xs = out[key]
+        print(f"| {label} | {len(xs)} | {statistics.median(xs) if xs else float('nan'):.2f} | {pct(xs, 95):.2f} | "
+              f"{max(xs) if xs else float('nan'):.2f} |")
+    print(f"\nerrors: {len(out['errors'])} in the sessions, {tracebacks} tracebacks in the server log")
+    for e in out["errors"][:20]:
+        print(" -", e)
+
+
+if __name__ == "__main__":
+    main()
