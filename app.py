@@ -1,7 +1,10 @@
 """MedAI dashboard router: page config and navigation only."""
 import streamlit as st
 
+import ui
+
 st.set_page_config(page_title="MedAI", page_icon=":material/stethoscope:", layout="wide")
+ui.require_sign_in()  # only when MEDAI_REQUIRE_LOGIN is set (shared deployments)
 st.navigation([
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("pages/imaging.py", title="Imaging", icon=":material/radiology:", url_path="imaging"),

@@ -116,6 +116,36 @@ def prewarm() -> threading.Thread:
     return t
 
 
+LOGIN_ENV = "MEDAI_REQUIRE_LOGIN"
+
+
+def require_sign_in() -> None:
+    """With ``MEDAI_REQUIRE_LOGIN=1`` nothing is shown until the user signs in with the OpenID Connect
+    provider configured in ``.streamlit/secrets.toml`` ``[auth]`` (Streamlit's built-in ``st.login``).
+    Without the switch (a single-user or demo machine) the app is open. See README, "Shared deployment"."""
+    import os
+
+    if os.environ.get(LOGIN_ENV, "").strip().lower() not in ("1", "true", "yes", "on"):
+        return
+    try:
+        configured = "auth" in st.secrets
+    except Exception:  # noqa: BLE001 - no secrets file at all
+        configured = False
+    if not configured:
+        st.error(f"Sign-in is required ({LOGIN_ENV} is set) but no identity provider is configured: add an "
+                 "[auth] section to .streamlit/secrets.toml (see the README). Nothing else is shown.",
+                 icon=":material/lock:")
+        st.stop()
+    if not st.user.get("is_logged_in", False):
+        st.title("MedAI")
+        st.info("This shared deployment requires sign-in with your organisation's account.", icon=":material/lock:")
+        st.button("Sign in", on_click=st.login, type="primary", key="ui.login")
+        st.stop()
+    with st.sidebar:
+        st.caption(f"Signed in as {st.user.get('name') or st.user.get('email') or 'user'}")
+        st.button("Sign out", on_click=st.logout, key="ui.logout")
+
+
 def route_via_app() -> None:
     """Make sure pages run under app.py's ``st.navigation``.
 

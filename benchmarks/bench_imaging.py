@@ -49,7 +49,7 @@ def main() -> None:
         ("decode DICOM US 640x480 RGB + predict", lambda: predict(model, spec, prepare_input(load_scan(dcm), spec))),
         ("predict only (model input ready)", lambda: predict(model, spec, x)),
         ("Grad-CAM", lambda: explain(model, spec, x, "gradcam", "malignant")),
-        ("Integrated Gradients, 32 steps", lambda: explain(model, spec, x, "integrated_gradients", "malignant")),
+        ("Integrated Gradients, 64 steps, doubled while delta > 1%", lambda: explain(model, spec, x, "integrated_gradients", "malignant")),
         ("SmoothGrad, 16 samples", lambda: explain(model, spec, x, "smoothgrad", "malignant")),
         ("Occlusion, 16 px window, stride 8", lambda: explain(model, spec, x, "occlusion", "malignant")),
     ]

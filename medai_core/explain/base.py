@@ -101,6 +101,23 @@ def model_lock(model: nn.Module) -> threading.Lock:
         return lock
 
 
+def refine_steps(run: Callable[[int], Explanation], n_steps: int, max_relative_delta: float,
+                 max_steps: int) -> Explanation:
+    """Integrated Gradients until complete enough: ``run(n_steps)``, doubling the steps (up to
+    ``max_steps``) while its completeness error exceeds ``max_relative_delta`` of the output difference.
+    The returned explanation's ``params["n_steps"]`` is the step count used; ``seconds`` covers every pass."""
+    import time
+
+    t0 = time.perf_counter()
+    while True:
+        exp = run(n_steps)
+        if exp.diagnostics["relative_delta"] <= max_relative_delta or n_steps * 2 > max_steps:
+            break
+        n_steps *= 2
+    return Explanation(exp.method, exp.target, exp.attributions, exp.diagnostics, {**exp.params, "n_steps": n_steps},
+                       time.perf_counter() - t0)
+
+
 _RNG_LOCK = threading.RLock()
 
 

@@ -7,13 +7,12 @@ windows (so they add up across windows to the note's averaged logit minus the ba
 """
 from __future__ import annotations
 
-import time
 
 import torch
 from captum.attr import LayerIntegratedGradients
 from torch import nn
 
-from .base import CountingForward, Explanation, ProgressFn, model_lock, register_explainer
+from .base import CountingForward, Explanation, ProgressFn, model_lock, refine_steps, register_explainer
 
 
 def text_baseline(ids: torch.Tensor) -> torch.Tensor:
@@ -35,14 +34,7 @@ def integrated_gradients_text(model: nn.Module, ids: torch.Tensor, target: int, 
     doubles the steps, up to ``max_steps``, while the error exceeds ``max_relative_delta`` of the logit
     difference being explained.
     """
-    t0 = time.perf_counter()
-    while True:
-        exp = _lig_text(model, ids, target, n_steps, progress)
-        if exp.diagnostics["relative_delta"] <= max_relative_delta or n_steps * 2 > max_steps:
-            break
-        n_steps *= 2
-    return Explanation(exp.method, exp.target, exp.attributions, exp.diagnostics, {"n_steps": n_steps},
-                       time.perf_counter() - t0)
+    return refine_steps(lambda n: _lig_text(model, ids, target, n, progress), n_steps, max_relative_delta, max_steps)
 
 
 def _lig_text(model: nn.Module, ids: torch.Tensor, target: int, n_steps: int,
