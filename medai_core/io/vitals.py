@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import EmptyInput, InputError, TooLarge, UnsupportedFormat
+from .series_spec import SeriesSpec, Signal  # noqa: F401  (re-exported; pandas-free for the model catalogue)
 from .uploads import read_csv_strings, read_text
 
 MAX_BYTES = 20 * 1024 * 1024
@@ -33,28 +34,6 @@ class SeriesError(InputError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = list(problems)
         super().__init__("The series cannot be used:\n- " + "\n- ".join(self.problems))
-
-
-@dataclass(frozen=True)
-class Signal:
-    """One signal a forecaster reads.
-
-    Attributes:
-        name: canonical name (CSV column / parameter).
-        label, unit: for display.
-        sources: parameter names accepted, in priority order (first available per step wins).
-        plausible: values outside are dropped (artefacts) in training data and rejected in uploads.
-        normal: reference range shaded on charts.
-        alarm: (low, high) clinical thresholds for forecast warnings (None = no warning).
-    """
-
-    name: str
-    label: str
-    unit: str
-    sources: tuple[str, ...]
-    plausible: tuple[float, float]
-    normal: tuple[float, float] | None = None
-    alarm: tuple[float | None, float | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -152,17 +131,6 @@ def wide_to_long(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
         raise SeriesError(problems)
     long = df.melt(id_vars=[tcol], var_name="parameter", value_name="value").rename(columns={tcol: "time"})
     return long, []
-
-
-@dataclass(frozen=True)
-class SeriesSpec:
-    """What a forecaster reads: its signals, static fields and grid step."""
-
-    signals: tuple[Signal, ...]
-    static: tuple[str, ...]
-    step_minutes: int
-    min_history_steps: int
-    ignore: tuple[str, ...] = ()  # parameters in source files that are silently not used
 
 
 def to_series(long: pd.DataFrame, spec: SeriesSpec, *, strict: bool = True) -> VitalSeries:

@@ -10,8 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Any, Callable
 
-from ..io.records import FIELDS
-from ..io.vitals import SeriesSpec, Signal
+from ..io.series_spec import SeriesSpec, Signal
 from .spec import ModelSpec, register_model
 
 
@@ -51,7 +50,7 @@ SUPPORT_SPEC = ModelSpec(
     card_json="support_ftt.json",
     positive_label="high risk",
     description="In-hospital mortality from day-3 records (SUPPORT2, FT-Transformer)",
-    extra={"features": tuple(FIELDS), "risk_of": "in-hospital death"},
+    extra={"risk_of": "in-hospital death"},
 )
 register_model("support_ftt", SUPPORT_SPEC)(_lazy("support_ftt", "build_support_ftt"))
 
