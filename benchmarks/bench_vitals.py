@@ -23,13 +23,8 @@ from medai_core.models.forecaster import ICU_SERIES, static_vector  # noqa: E402
 from medai_core.samples import synthetic_icu_case  # noqa: E402
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--repeats", type=int, default=9)
-    args = ap.parse_args()
-    spec, model = get_spec("icu_gru"), load_model("icu_gru")
-    csv = synthetic_icu_case("deteriorating").to_csv(index=False).encode()
-    series = load_series(csv, ICU_SERIES)
+def make_batch_4000(spec, model):  # noqa: ANN001, ANN201 - the forecaster's spec and module
+    """Forecast 4,000 stays in one batch (windows built from 60 ready synthetic series, then one model call)."""
     many = [to_series(synthetic_icu_case(("stable", "deteriorating", "sparse")[i % 3], seed=i).astype(str), ICU_SERIES)
             for i in range(60)]
 
@@ -42,6 +37,18 @@ def main() -> None:
         with torch.inference_mode():
             model(torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ms)), torch.from_numpy(np.stack(pads)),
                   torch.tensor(sts, dtype=torch.float32))
+
+    return batch_4000
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=9)
+    args = ap.parse_args()
+    spec, model = get_spec("icu_gru"), load_model("icu_gru")
+    csv = synthetic_icu_case("deteriorating").to_csv(index=False).encode()
+    series = load_series(csv, ICU_SERIES)
+    batch_4000 = make_batch_4000(spec, model)
 
     rows = [
         ("read CSV + forecast one stay (24 h history, 6 h, 3 quantiles)", lambda: V.forecast(model, spec, load_series(csv, ICU_SERIES))),
