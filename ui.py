@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -55,10 +55,13 @@ class Job:
         return self.future.done()
 
 
-def submit_job(key: str, label: str, fn: Callable[[Callable[[float], None]], Any], keep: int = 8) -> Job:
+def submit_job(key: str, label: str, fn: Callable[[Callable[[float], None]], Any], keep: int = 8,
+               wait_s: float = 0.0) -> Job:
     """Start ``fn(progress)`` in the background once per ``key`` for this session.
 
-    Jobs live in this session's state only, so no session sees another's results.
+    Jobs live in this session's state only, so no session sees another's results. A new job is waited
+    for up to ``wait_s`` seconds: a quick one (Grad-CAM, tens of ms) is then drawn in this same run,
+    and only slow ones make the page poll (each poll is a fragment rerun, and the last one a full rerun).
     """
     jobs: dict[str, Job] = st.session_state.setdefault(K_JOBS, {})
     job = jobs.get(key)
@@ -78,6 +81,8 @@ def submit_job(key: str, label: str, fn: Callable[[Callable[[float], None]], Any
     jobs[key] = job
     while len(jobs) > keep:
         jobs.pop(next(iter(jobs)))
+    if wait_s > 0:
+        wait([job.future], timeout=wait_s)
     return job
 
 

@@ -2,6 +2,12 @@
 from __future__ import annotations
 
 import numpy as np
+# Imported here, fully, before any figure is built: plotly's validators look pandas up in sys.modules
+# and use it even while another thread is still importing it ("partially initialized module 'pandas'
+# has no attribute 'Series'"). Under 10 concurrent sessions on a fresh server that failed the first
+# Grad-CAM overlays of 5 sessions (benchmarks/load_protocol.py). An import statement waits for the
+# other thread's import to finish.
+import pandas  # noqa: F401
 import plotly.graph_objects as go
 
 from .imaging import ImagePrediction

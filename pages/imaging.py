@@ -96,7 +96,8 @@ p2.plotly_chart(probability_figure(pred, muted=pred.ood), key="imaging.probs")
 col_a, col_b = st.columns(2)
 col_a.plotly_chart(image_figure(display, "Scan", zoom), key="imaging.original")
 job_key = f"{key}|{frame}|{model_name}|{method}|{target}|{sorted(params.items())}"
-job = ui.submit_job(job_key, meta["label"], lambda progress: explain(model, spec, x, method, target, progress, **params))
+job = ui.submit_job(job_key, meta["label"], lambda progress: explain(model, spec, x, method, target, progress, **params),
+                     wait_s=1.0)
 polling = not job.done
 
 

@@ -18,6 +18,8 @@ def test_production_config():
     assert cfg["client"]["showErrorDetails"] == "none"  # no tracebacks in the browser
     assert cfg["browser"]["gatherUsageStats"] is False
     assert cfg["server"]["headless"] is True
+    # a full gc.collect after every script run held the GIL for most of the server's time under load
+    assert cfg["runner"]["postScriptGC"] is False
 
 
 def _home(monkeypatch, require: str | None, secrets: dict | None = None, user: dict | None = None) -> AppTest:

@@ -1,0 +1,315 @@
+"""Load test without browsers: N concurrent sessions speak Streamlit's own protocol to one real server.
+
+``load_test.py`` drives Chromium pages, which on this 2-core machine compete with the server for the same
+cores, so its latencies mix client rendering with server work. This client does what the browser's
+JavaScript does on the wire and nothing else: it opens the ``/_stcore/stream`` websocket (with the XSRF
+token, as the frontend does), asks for upload URLs (``file_urls_request``), PUTs the file to
+``/_stcore/upload_file/<session>/<file>``, reruns the page with the uploader's widget state, answers the
+server's fragment auto-reruns (the page polls a background explanation that way) and reads the protobuf
+deltas until the result's text appears. Latency = upload start -> result delta received.
+
+Each session: uploads its own scan (a fresh PNG per round, so no session is served from another's decode
+cache) and waits for the prediction and the Grad-CAM caption, then scores a 20-record CSV (even sessions)
+or forecasts an ICU stay (odd sessions). Errors = a wait that timed out, an error box, an exception element
+or a traceback in the server log (kept in memory and printed in part).
+
+Run: ``python benchmarks/load_protocol.py [--sessions 10] [--rounds 3]``. Bounded by ``--sessions``,
+``--rounds`` and ``--deadline``; the server binds 127.0.0.1 only. Not a test.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import statistics
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from http.cookiejar import CookieJar
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_startup import ROOT, free_port, start_server, stop  # noqa: E402
+from load_test import records_csv, scan_png, stay_csv  # noqa: E402
+
+sys.path.insert(0, str(ROOT))
+
+
+@dataclass
+class RunView:
+    """What the server sent since the last user action: widget ids by label, and all visible text."""
+
+    widgets: dict[str, tuple[str, object]] = field(default_factory=dict)  # label -> (id, proto)
+    texts: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+class ProtocolSession:
+    """One browser tab's worth of Streamlit protocol, no rendering."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.ws = None
+        self.session_id = ""
+        self.page = ""
+        self.page_hash = ""
+        self.states: dict[str, object] = {}  # widget id -> WidgetState we keep sending
+        self.fragments: dict[str, float] = {}  # fragment id -> auto-rerun interval
+        self.view = RunView()
+        self.changed = asyncio.Event()
+        self.file_urls: dict[str, asyncio.Future] = {}
+        self.cookie = ""
+        self.xsrf = ""
+
+    async def connect(self) -> None:
+        import websockets
+
+        jar = CookieJar()
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+        await asyncio.to_thread(opener.open, f"{self.base}/_stcore/health", None, 10)
+        for c in jar:
+            if c.name == "_streamlit_xsrf":
+                self.cookie, self.xsrf = c.value, c.value
+        ws_url = self.base.replace("http://", "ws://") + "/_stcore/stream"
+        self.ws = await websockets.connect(ws_url, subprotocols=["streamlit", self.xsrf] if self.xsrf else ["streamlit"],
+                                           additional_headers={"Cookie": f"_streamlit_xsrf={self.cookie}"},
+                                           max_size=None, open_timeout=30)
+        self.reader = asyncio.create_task(self._read())
+        self.poller = asyncio.create_task(self._auto_rerun())
+
+    async def close(self) -> None:
+        self.poller.cancel()
+        self.reader.cancel()
+        await self.ws.close()
+
+    def _back(self, **kw: object) -> bytes:
+        from streamlit.proto.BackMsg_pb2 import BackMsg
+
+        return BackMsg(**kw).SerializeToString()
+
+    async def rerun(self, page: str | None = None, fragment_id: str = "", auto: bool = False) -> None:
+        from streamlit.proto.ClientState_pb2 import ClientState
+        from streamlit.proto.WidgetStates_pb2 import WidgetStates
+
+        if page is not None:
+            self.page, self.page_hash = page, ""
+        cs = ClientState(page_name=self.page, page_script_hash=self.page_hash, widget_states=WidgetStates(widgets=list(self.states.values())),
+                         fragment_id=fragment_id, is_auto_rerun=auto)
+        await self.ws.send(self._back(rerun_script=cs))
+
+    async def _auto_rerun(self) -> None:
+        """The frontend's job for ``st.fragment(run_every=...)``: rerun the fragment every interval."""
+        while True:
+            await asyncio.sleep(0.05)
+            for fid, every in list(self.fragments.items()):
+                last = getattr(self, f"_last_{fid}", 0.0)
+                if time.perf_counter() - last >= every:
+                    setattr(self, f"_last_{fid}", time.perf_counter())
+                    await self.rerun(fragment_id=fid, auto=True)
+
+    async def _read(self) -> None:
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+        async for raw in self.ws:
+            msg = ForwardMsg()
+            msg.ParseFromString(raw)
+            kind = msg.WhichOneof("type")
+            if kind == "new_session":
+                self.session_id = msg.new_session.initialize.session_id or self.session_id
+                if not msg.metadata.run.fragment_ids:  # a full run forgets the last run's fragments
+                    self.fragments.clear()
+            elif kind == "navigation":  # the page st.navigation chose: reruns name it as the browser does
+                self.page_hash = msg.navigation.page_script_hash
+            elif kind == "auto_rerun":
+                self.fragments[msg.auto_rerun.fragment_id] = msg.auto_rerun.interval
+            elif kind == "stop_auto_rerun":
+                for fid in msg.stop_auto_rerun.fragment_ids:
+                    self.fragments.pop(fid, None)
+            elif kind == "file_urls_response":
+                fut = self.file_urls.pop(msg.file_urls_response.response_id, None)
+                if fut is not None and not fut.done():
+                    fut.set_result(msg.file_urls_response)
+            elif kind == "delta" and msg.delta.WhichOneof("type") == "new_element":
+                self._element(msg.delta.new_element)
+            elif kind == "script_finished":
+                pass
+            self.changed.set()
+
+    def _element(self, el) -> None:  # noqa: ANN001 - an Element proto
+        kind = el.WhichOneof("type")
+        sub = getattr(el, kind)
+        if hasattr(sub, "id") and hasattr(sub, "label") and sub.id:
+            self.view.widgets[sub.label] = (sub.id, sub)
+        if kind == "markdown":
+            self.view.texts.append(sub.body)
+        elif kind == "alert":
+            self.view.texts.append(sub.body)
+            if sub.format == 1:  # ERROR
+                self.view.errors.append(sub.body[:120])
+        elif kind == "exception":
+            self.view.errors.append(f"exception element: {sub.type}: {sub.message[:100]}")
+        elif kind in ("heading", "metric"):
+            self.view.texts.append(getattr(sub, "body", "") or getattr(sub, "label", ""))
+
+    async def wait_for(self, pattern: str, timeout: float, widget: bool = False) -> None:
+        """Until a text matching ``pattern`` (or, with ``widget``, a widget with that label) has arrived."""
+        rx = re.compile(pattern)
+        deadline = time.perf_counter() + timeout
+        while True:
+            if any(rx.search(t) for t in (self.view.widgets if widget else self.view.texts)):
+                return
+            if self.view.errors:
+                raise RuntimeError(self.view.errors[0])
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                raise TimeoutError(f"no {pattern!r} in {timeout:.0f} s")
+            self.changed.clear()
+            try:
+                await asyncio.wait_for(self.changed.wait(), left)
+            except asyncio.TimeoutError:
+                pass
+
+    def set_state(self, label: str, **value: object) -> None:
+        from streamlit.proto.WidgetStates_pb2 import WidgetState
+
+        wid = self.view.widgets[label][0]
+        self.states[wid] = WidgetState(id=wid, **value)
+
+    async def open_page(self, page: str, ready: str, timeout: float) -> None:
+        self.states.clear()
+        self.fragments.clear()
+        self.view = RunView()
+        await self.rerun(page)
+        await self.wait_for(re.escape(ready), timeout, widget=True)
+
+    async def upload(self, label: str, name: str, data: bytes, mime: str) -> None:
+        from streamlit.proto.Common_pb2 import FileURLsRequest, FileUploaderState, UploadedFileInfo
+
+        req_id = uuid.uuid4().hex
+        fut = asyncio.get_running_loop().create_future()
+        self.file_urls[req_id] = fut
+        await self.ws.send(self._back(file_urls_request=FileURLsRequest(request_id=req_id, file_names=[name],
+                                                                       session_id=self.session_id)))
+        resp = await asyncio.wait_for(fut, 30)
+        urls = resp.file_urls[0]
+        boundary = uuid.uuid4().hex
+        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{urls.file_id}\"; filename=\"{name}\"\r\n"
+                f"Content-Type: {mime}\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+        url = urls.upload_url if urls.upload_url.startswith("http") else self.base + urls.upload_url
+        req = urllib.request.Request(url, data=body, method="PUT", headers={
+            "Content-Type": f"multipart/form-data; boundary={boundary}", "X-Xsrftoken": self.xsrf,
+            "Cookie": f"_streamlit_xsrf={self.cookie}"})
+        await asyncio.to_thread(urllib.request.urlopen, req, None, 30)
+        self.set_state(label, file_uploader_state_value=FileUploaderState(uploaded_file_info=[
+            UploadedFileInfo(name=name, size=len(data), file_id=urls.file_id, file_urls=urls)]))
+        self.view.texts.clear()
+        self.fragments.clear()
+        await self.rerun()
+
+
+async def one_session(base: str, k: int, rounds: int, out: dict, timeout: float) -> None:
+    s = ProtocolSession(base)
+    try:
+        await s.connect()
+    except Exception as exc:  # noqa: BLE001
+        out["errors"].append(f"session {k}: connect: {type(exc).__name__}: {exc}")
+        return
+
+    async def step(kind: str, page: str, choose: tuple[str, str] | None, label: str, name: str,
+                   data: bytes, mime: str, done: str, r: int) -> None:
+        try:
+            await s.open_page(page, choose[0] if choose else label, timeout)
+            if choose:
+                s.set_state(choose[0], string_value=choose[1])
+                s.view = RunView()
+                await s.rerun()
+                await s.wait_for(re.escape(label), timeout, widget=True)
+            t0 = time.perf_counter()
+            await s.upload(label, name, data, mime)
+            await s.wait_for(done, timeout)
+            out[kind].append(time.perf_counter() - t0)
+        except Exception as exc:  # noqa: BLE001 - every failure is an error of the run
+            out["errors"].append(f"session {k} round {r} {kind}: {type(exc).__name__}: {str(exc)[:120]}")
+
+    try:
+        for r in range(rounds):
+            seed = 1000 * k + r
+            await step("scan", "imaging", None,
+                       "DICOM, PNG, JPEG, BMP or TIFF (checked by content)", f"scan{seed}.png", scan_png(seed),
+                       "image/png", r"Grad-CAM in \d+ ms", r)
+            if k % 2 == 0:
+                await step("records", "records", ("Records from", "Upload a CSV"), "Records CSV (one row per patient)",
+                           f"batch{seed}.csv", records_csv(seed), "text/csv", r"Risk for 20 patients", r)
+            else:
+                await step("forecast", "vitals", None, "Series CSV or PhysioNet .txt", f"stay{seed}.csv",
+                           stay_csv(seed), "text/csv", r"Red raised the forecast", r)
+    finally:
+        await s.close()
+
+
+def pct(xs: list[float], q: float) -> float:
+    return float(np.percentile(xs, q)) if xs else float("nan")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sessions", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--timeout", type=float, default=60.0, help="seconds one result may take")
+    ap.add_argument("--deadline", type=float, default=600.0, help="seconds for the whole run")
+    ap.add_argument("--url", help="an already running server (default: start one on a free port)")
+    args = ap.parse_args()
+    log = tempfile.TemporaryFile(mode="w+")
+    proc = None
+    if args.url:
+        base = args.url.rstrip("/")
+    else:
+        port = free_port()
+        proc = start_server(port, log=log)
+        base = f"http://127.0.0.1:{port}"
+    out: dict = {"scan": [], "records": [], "forecast": [], "errors": []}
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(f"{base}/_stcore/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+
+        async def run() -> None:
+            await asyncio.gather(*(one_session(base, k, args.rounds, out, args.timeout) for k in range(args.sessions)))
+
+        t0 = time.perf_counter()
+        asyncio.run(asyncio.wait_for(run(), args.deadline))
+        wall = time.perf_counter() - t0
+    finally:
+        if proc is not None:
+            stop(proc)
+    log.seek(0)
+    text = log.read()
+    tracebacks = [m.start() for m in re.finditer(r"Traceback \(most recent call last\)", text)]
+    print(f"# protocol load test: {args.sessions} concurrent sessions x {args.rounds} rounds, one server, "
+          f"wall {wall:.0f} s")
+    print("| work (upload -> result received) | n | p50 s | p95 s | max s |")
+    print("|---|---|---|---|---|")
+    for key, label in (("scan", "scan -> prediction + Grad-CAM"), ("records", "20-record CSV -> risk table + explanation"),
+                       ("forecast", "ICU stay CSV -> forecast + attributions")):
+        xs = out[key]
+        print(f"| {label} | {len(xs)} | {statistics.median(xs) if xs else float('nan'):.2f} | {pct(xs, 95):.2f} | "
+              f"{max(xs) if xs else float('nan'):.2f} |")
+    print(f"\nerrors: {len(out['errors'])} in the sessions, {len(tracebacks)} tracebacks in the server log")
+    for e in out["errors"][:20]:
+        print(" -", e)
+    for start in tracebacks[:3]:
+        lines = text[start:].splitlines()
+        end = next((i for i, ln in enumerate(lines[1:], 1) if ln and not ln.startswith(" ")), len(lines) - 1)
+        print("\n--- server traceback (first and last frames) ---\n" + "\n".join(lines[:5] + ["  ..."] + lines[max(5, end - 8):end + 1]))
+
+
+if __name__ == "__main__":
+    main()
