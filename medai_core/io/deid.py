@@ -17,9 +17,12 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import BurnedInText
+
+if TYPE_CHECKING:
+    from .scan import Scan
 
 IDENTIFYING_KEYWORDS = frozenset({
     "AccessionNumber", "AcquisitionComments", "AcquisitionDeviceProcessingDescription",
@@ -312,18 +315,32 @@ def _check_pixel_length(ds: Any) -> None:
 
 
 def burned_in_risk(ds: Any) -> str | None:
-    """Why the pixels may show identifiers, or None: BurnedInAnnotation YES, or not stated for a
-    modality (or a secondary capture) that usually carries burned-in text."""
+    """Why the pixels of a pydicom dataset may show identifiers, or None: BurnedInAnnotation YES, or not
+    stated for a modality (or a secondary capture) that usually carries burned-in text."""
     if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
         return None
-    flag = str(ds.get("BurnedInAnnotation", "") or "").strip().upper()
+    return _burned_in_reason(ds.get("BurnedInAnnotation", ""), ds.get("Modality", ""), ds.get("SOPClassUID", ""))
+
+
+def scan_burned_in_risk(scan: Scan) -> str | None:
+    """``burned_in_risk`` for a loaded scan (from its metadata); None for plain images (PNG, JPEG...),
+    which carry no flag: the report tells the reader to check any image before sharing it."""
+    meta = {m.keyword: m.value for m in scan.metadata}
+    if "SOPClassUID" not in meta and "Modality" not in meta:
+        return None
+    return _burned_in_reason(meta.get("BurnedInAnnotation", ""), scan.modality, meta.get("SOPClassUID", ""))
+
+
+def _burned_in_reason(flag: object, modality: object, sop_class: object) -> str | None:
+    flag = str(flag or "").strip().upper()
     if flag == "YES":
         return "The file states that its image has text burned into the pixels (Burned In Annotation = YES)."
     if flag == "NO":
         return None
-    modality = str(ds.get("Modality", "") or "").strip().upper()
-    sop = str(ds.get("SOPClassUID", "") or "")
-    if modality in BURNED_IN_MODALITIES or sop.startswith(_SECONDARY_CAPTURE):
+    modality = str(modality or "").strip().upper()
+    sop = str(sop_class or "")
+    # the viewer's metadata shows a class by name ("Secondary Capture Image Storage"), pydicom by UID
+    if modality in BURNED_IN_MODALITIES or sop.startswith(_SECONDARY_CAPTURE) or "Secondary Capture" in sop:
         kind = f"{modality} images" if modality in BURNED_IN_MODALITIES else "Secondary captures (screenshots)"
         return (f"The file does not say whether text is burned into its image, and {kind} often show the "
                 "patient's name, ID or date in the pixels.")
