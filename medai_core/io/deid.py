@@ -15,6 +15,7 @@ import hashlib
 import io
 import secrets
 import uuid
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -375,12 +376,7 @@ def deidentify_dicom(data: bytes, *, keep_dates: bool = False, allow_burned_in: 
         BurnedInText: the pixels may show identifiers (see ``burned_in_risk``) and ``allow_burned_in`` is False.
         InputError: (a subclass) the bytes are not a readable DICOM file.
     """
-    import pydicom
-    from pydicom.dataset import Dataset
-    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
-
-    from .. import __version__
-    from .dicom import _syntax_name, read_dataset
+    from .dicom import read_dataset
 
     ds = read_dataset(data)
     if not ds.get("SOPClassUID") and not ds.file_meta.get("MediaStorageSOPClassUID"):
@@ -396,6 +392,19 @@ def deidentify_dicom(data: bytes, *, keep_dates: bool = False, allow_burned_in: 
                            "if it shows no name, ID, date or other identifier.")
     flag = str(ds.get("BurnedInAnnotation", "") or "").strip().upper()
     ex = _Export(keep_dates, salt if salt is not None else secrets.token_hex(16))
+    with warnings.catch_warnings():  # pydicom's warnings can quote values (identifiers): never into logs
+        warnings.simplefilter("ignore")
+        return _export(ds, ex, flag, keep_dates)
+
+
+def _export(ds: Any, ex: _Export, flag: str, keep_dates: bool) -> DeidResult:
+    import pydicom
+    from pydicom.dataset import Dataset
+    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
+
+    from .. import __version__
+    from .dicom import _syntax_name
+
     try:
         _clean(ds, ex, "")
     except RecursionError:  # a pathological nesting of sequences
