@@ -256,7 +256,12 @@ def image_report(scan: Scan, spec: ModelSpec, pred: ImagePrediction, exp: Explan
     meta_rows = tuple((m.name, m.value) for m in scan.metadata
                       if not m.identifying and not m.tag.startswith("(0002,"))[:30]
     tables = (ReportTable("DICOM attributes (identifiers hidden)", ("Attribute", "Value"), meta_rows),) if meta_rows else ()
-    ids = {m.name: m.value for m in scan.metadata if m.identifying and m.value and not m.value.startswith("<")}
+    # private tags are vendor data (often binary): counted, not printed
+    private = [m for m in scan.metadata if int(m.tag[1:5], 16) % 2 == 1]
+    ids = {m.name: m.value for m in scan.metadata
+           if m.identifying and m not in private and m.value and not m.value.startswith("<")}
+    if private:
+        ids["Private tags"] = f"{len(private)} (vendor data, not printed)"
     if file_name:
         ids["File name"] = file_name
     head = f"{pred.label} ({pred.probabilities[pred.label]:.0%}, calibrated)"
@@ -311,15 +316,14 @@ def record_report(table: RecordTable, row: int, spec: ModelSpec, scores: RiskTab
             "Red raised the risk, green lowered it, each compared with the reference patient."))
         tables.append(ReportTable("The record and each feature's contribution",
                                   ("Feature", "Value", "Contribution (pp)"),
-                                  tuple((FIELDS[f].label, FIELDS[f].describe(rec[f]).split(": ", 1)[-1].split(" = ", 1)[-1],
-                                         f"{float(a) * 100:+.2f}") for f, a in zip(FEATURES, exp.attributions))))
+                                  tuple((FIELDS[f].label, _value_text(FIELDS[f], rec[f]), f"{float(a) * 100:+.2f}")
+                                        for f, a in zip(FEATURES, exp.attributions))))
         reading = ("Contributions are in percentage points of risk, measured against a reference patient (every "
                    "feature at its training median or most common value); they add up to the difference between "
                    "this record's risk and the reference's.")
     else:
         tables.append(ReportTable("The record", ("Feature", "Value"),
-                                  tuple((f.label, f.describe(rec[f.name]).split(": ", 1)[-1].split(" = ", 1)[-1])
-                                        for f in SCHEMA)))
+                                  tuple((f.label, _value_text(f, rec[f.name])) for f in SCHEMA)))
     if attention is not None:
         att = np.asarray(attention)
         figs.append(ReportFigure("Attention", F.heatmap_png(
@@ -342,6 +346,15 @@ def record_report(table: RecordTable, row: int, spec: ModelSpec, scores: RiskTab
         probabilities={neg: 1 - risk, pos: risk}, explanation_reading=reading,
         sanity=dict(sanity) if sanity is not None else None, figures=tuple(figs), tables=tuple(tables),
         notes=tuple(table.notices), identifiers=ids or None, **_explanation_fields(exp, "tabular", spec.labels))
+
+
+def _value_text(f: Any, value: object) -> str:
+    """A record's value as ``Field.describe`` words it, without the label ("67 years", "male", "missing")."""
+    text = f.describe(value)
+    for sep in (" = ", ": "):
+        if text.startswith(f.label + sep):
+            return text[len(f.label) + len(sep):]
+    return text
 
 
 def model_words(tokens: Tokens, values: np.ndarray, vocab: Vocab, k: int = 15) -> list[tuple[str, float]]:

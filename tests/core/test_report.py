@@ -61,6 +61,7 @@ def _planted_scan_bytes(modality: str = "CT", burned_in: str | None = "NO") -> b
     ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = {"CT": "1.2.840.10008.5.1.4.1.1.2",
                                                              "US": "1.2.840.10008.5.1.4.1.1.6.1"}[modality]
     ds.AccessionNumber = "ACC-778123"
+    ds.private_block(0x0011, "ACME planted", create=True).add_new(0x01, "LO", "PRIVATE-VENDOR-7")
     if burned_in is not None:
         ds.BurnedInAnnotation = burned_in
     buf = io.BytesIO()
@@ -91,6 +92,8 @@ def test_image_report(busi):
     text = _check(rep, ("Zzyzx^Planted", "MRN-0001", "ACC-778123", "Test Hospital", "zzyzx_scan.dcm"),
                   ("Grad-CAM", "busi_cnn", pred.label, "rank correlation", "passed"))
     assert "Scan and explanation" in text and "left out" not in text.split("Patient identifiers")[0]
+    with_ids = _text(R.build_pdf(rep, include_identifiers=True))
+    assert "PRIVATE-VENDOR-7" not in with_ids and "ACME" not in with_ids and "2 (vendor data, not printed)" in with_ids
     assert set(R.figure_pngs(rep)) == {"01_scan_and_explanation.png", "02_calibrated_probabilities.png"}
 
 
