@@ -37,6 +37,11 @@ class EmptyInput(InputError):
     """The input is empty."""
 
 
+class BurnedInText(InputError):
+    """An image whose pixels may show patient identifiers (burned-in annotation), which header
+    de-identification cannot remove (DICOM PS3.15 E.3.1, Clean Pixel Data Option)."""
+
+
 class ModelError(MedAIError):
     """A model cannot be built or loaded (missing or mismatched weights)."""
 

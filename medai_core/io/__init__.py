@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import InputError
+from .deid import DeidAction, DeidResult, deidentify_dicom
 from .dicom import load_dicom, looks_like_dicom
 from .images import load_image
 from .scan import MetaItem, Scan, apply_window, render, to_gray
@@ -28,4 +29,4 @@ def load_scan(data: bytes | Path) -> Scan:
     return load_image(data)
 
 
-__all__ = ["MetaItem", "Scan", "apply_window", "load_dicom", "load_image", "load_scan", "render", "to_gray"]
+__all__ = ["DeidAction", "DeidResult", "MetaItem", "Scan", "deidentify_dicom", "apply_window", "load_dicom", "load_image", "load_scan", "render", "to_gray"]

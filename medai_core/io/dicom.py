@@ -34,6 +34,26 @@ def load_dicom(data: bytes) -> Scan:
         UndecodablePixelData: an image encoding we cannot decode.
         TooLarge: over the pixel/frame limits.
     """
+    ds = read_dataset(data)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _decode(ds)
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - header values that make no sense
+        raise CorruptFile(f"The DICOM header is inconsistent and the image cannot be read ({type(exc).__name__}: "
+                          f"{_clip(str(exc), 160)}).") from None
+
+
+def read_dataset(data: bytes) -> Any:
+    """Parse a DICOM Part 10 file held in memory into a pydicom ``Dataset`` (pixels not decoded).
+
+    Raises:
+        EmptyInput, TooLarge: empty or over the size limit.
+        UnsupportedFormat: not a DICOM file.
+        CorruptFile: truncated or damaged.
+    """
     import pydicom
     from pydicom.errors import InvalidDicomError
 
@@ -45,20 +65,11 @@ def load_dicom(data: bytes) -> Scan:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(io.BytesIO(data))
+            return pydicom.dcmread(io.BytesIO(data))
     except InvalidDicomError as exc:
         raise UnsupportedFormat(f"This is not a readable DICOM file ({exc}).") from None
     except Exception as exc:  # noqa: BLE001 - pydicom raises many kinds on damaged files
         raise CorruptFile(f"The DICOM file is damaged or truncated and cannot be read ({type(exc).__name__}).") from None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return _decode(ds)
-    except InputError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - header values that make no sense
-        raise CorruptFile(f"The DICOM header is inconsistent and the image cannot be read ({type(exc).__name__}: "
-                          f"{_clip(str(exc), 160)}).") from None
 
 
 def _clip(s: str, n: int) -> str:

@@ -144,6 +144,21 @@ def test_fuzz_dicom(data, busi_spec):
     _only_input_errors(_scan_pipeline(busi_spec), data)
 
 
+def _deidentify(data: bytes) -> None:
+    import pydicom
+
+    from medai_core.io import deidentify_dicom
+
+    out = deidentify_dicom(data, allow_burned_in=True, salt="fuzz").data
+    ds = pydicom.dcmread(io.BytesIO(out))  # what the export writes, pydicom reads back
+    assert ds.PatientIdentityRemoved == "YES" and not any(e.tag.is_private for e in ds.iterall())
+
+
+@given(data=byte_mutation(_dicom_seeds()))
+def test_fuzz_deidentify_dicom(data):
+    _only_input_errors(_deidentify, data)
+
+
 @given(data=byte_mutation(_image_seeds()))
 def test_fuzz_images(data, busi_spec):
     _only_input_errors(_scan_pipeline(busi_spec), data)
