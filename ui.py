@@ -164,3 +164,73 @@ def route_via_app() -> None:
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
         st.rerun()
+
+
+@st.cache_resource(show_spinner=False)
+def cached_heldout(name: str):  # noqa: ANN201 - a HeldOut
+    """The model's shipped held-out results (assets/<name>.heldout.json), loaded once per process."""
+    from medai_core.reliability import load_heldout
+
+    return load_heldout(name)
+
+
+def _rate(v: float | None, ci: tuple[float, float] | None) -> str:
+    return "n/a" if v is None else f"{v:.0%}" + (f" ({ci[0]:.0%}-{ci[1]:.0%})" if ci else "")
+
+
+def reliability_panel(name: str, current: float | None, *, key: str, view: str | None = None,
+                      caption: str = "") -> float | None:
+    """"How sure": the model's reliability diagram on its held-out split with this case on it, and an
+    adjustable operating threshold with the sensitivity, specificity, PPV and NPV it gives on that split.
+
+    Args:
+        name: a registered model with a shipped held-out file.
+        current: this case's probability (classifiers) or alarm score (forecasters), or None.
+        view: for multi-class models a class label (one-vs-rest) or None (top-1 confidence); for
+            forecasters the alarm key.
+    Returns the threshold the user chose (None when the model has no held-out file).
+    """
+    from medai_core.plots_trust import coverage_figure, reliability_figure, threshold_figure
+    from medai_core.reliability import operating_point, reliability_curve, threshold_sweep
+
+    try:
+        held = cached_heldout(name)
+    except MedAIError as err:
+        st.warning(f"No held-out reliability for {name}: {err}")
+        return None
+    x_title, y_title = "predicted probability", "observed frequency"
+    if held.kind == "forecaster":
+        alarm = held.alarm(view) if view else held.alarms[0]
+        probs, outcomes, default = alarm.scores, alarm.outcomes, alarm.threshold
+        what = f"alarm: {alarm.title}"
+        x_title, y_title = "predicted probability of the alarm event", "share with the event"
+    elif view and held.class_probs.size:
+        probs, outcomes = held.one_vs_rest(view)
+        default, what = 0.5, f"'{view}' vs the other classes (no shipped threshold: 0.5)"
+    else:
+        probs, outcomes, default, what = held.probs, held.outcomes, held.threshold, held.positive_label
+        if held.class_probs.size:
+            x_title, y_title = "top-1 confidence", "share correct"
+    thr = st.slider("Operating threshold", 0.0, 1.0, float(round(default, 2)), 0.01, key=f"{key}.{view}.thr",
+                    help=f"Default {default:.2f}: {held.threshold_source if held.kind == 'classifier' and not view else 'see the model card'}. "
+                         "Moving it changes only the rates below, not the model's decision.")
+    op = operating_point(probs, outcomes, thr)
+    c = st.columns(5)
+    c[0].metric("Sensitivity", _rate(op.sensitivity, op.sensitivity_ci))
+    c[1].metric("Specificity", _rate(op.specificity, op.specificity_ci))
+    c[2].metric("PPV", _rate(op.ppv, op.ppv_ci))
+    c[3].metric("NPV", _rate(op.npv, op.npv_ci))
+    c[4].metric("Flagged", f"{op.flagged} of {op.n}")
+    curve = reliability_curve(probs, outcomes)
+    f1, f2 = st.columns(2)
+    f1.plotly_chart(reliability_figure(curve, current, thr, f"Reliability on the held-out {held.split} split (n = {curve.n}, "
+                                       f"ECE {curve.ece:.3f})", x_title, y_title), key=f"{key}.rel")
+    f2.plotly_chart(threshold_figure(threshold_sweep(probs, outcomes), thr, "Rates vs threshold (held-out split)"),
+                    key=f"{key}.sweep")
+    where = "" if current is None else (f" This case: **{current:.0%}**, " + ("at or above" if current >= thr else "below")
+                                        + " the threshold.")
+    st.caption(f"{what}. 95% Wilson intervals in brackets.{where} {caption}")
+    if held.kind == "forecaster" and held.coverage:
+        st.plotly_chart(coverage_figure(held.coverage, "Are the 10/50/90% quantiles honest? (held-out split)"),
+                        key=f"{key}.cov")
+    return thr

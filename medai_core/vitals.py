@@ -121,3 +121,11 @@ def explain_forecast(model: nn.Module, spec: ModelSpec, series: VitalSeries, sig
     fn, _ = explainer_for(method, spec.modality)
     target = (step_ahead - 1) * len(targets) + targets.index(signal)
     return fn(thread_copy(model), model_inputs(model, spec, series), target, progress=progress, **params)
+
+
+def alarm_score(alarm, fc: Forecast) -> float | None:  # noqa: ANN001 - a reliability.Alarm
+    """This forecast's score for a held-out alarm (same scale as the alarm's held-out scores), or None
+    when the forecast does not cover the alarm's signal or horizon."""
+    if alarm.signal not in fc.signals or fc.quantiles.shape[0] < alarm.horizon_steps:
+        return None
+    return float(alarm.score(fc.quantiles[:, fc.signals.index(alarm.signal), :]))

@@ -129,6 +129,10 @@ def explanation_view() -> None:
 with col_b:
     explanation_view()
 
+st.subheader("How sure is the model?")
+ui.reliability_panel(model_name, pred.probabilities[spec.positive_label], key="imaging.rel",
+                     caption="The page's prediction always uses the validated threshold.")
+
 with st.expander("Metadata (patient identifiers hidden)"):
     reveal = st.checkbox("Reveal patient identifiers", key=K_REVEAL,
                          help="Names, IDs, dates, UIDs, institutions and private tags are hidden by default "

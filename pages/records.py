@@ -110,6 +110,9 @@ def structured_tab() -> None:
     c1.metric(f"Patient {table.ids[row]}: risk of {spec.extra['risk_of']}", f"{scores.risk[row]:.1%}")
     c1.markdown(f"Label: **{scores.labels[row]}** (threshold {scores.threshold:.0%}, chosen on validation by Youden's J)")
     c1.plotly_chart(risk_figure(scores.risk[row], scores.threshold, spec.extra["risk_of"], d["reference_risk"]), key="records.risk")
+    with st.expander("How sure is the model? Reliability on the held-out split and the operating threshold", expanded=True):
+        ui.reliability_panel(name, float(scores.risk[row]), key="records.rel",
+                             caption="The label above always uses the validated threshold.")
     st.plotly_chart(attribution_figure(R.attribution_frame(exp, table, row),
                                        f"Why {scores.risk[row]:.1%} rather than the reference patient's {d['reference_risk']:.1%}"),
                     key="records.attr")
@@ -187,6 +190,10 @@ def notes_tab() -> None:
     else:
         c2.caption(f"Notes longer than {win} words are read in windows of {win} and averaged; this one fits one window.")
     target = c2.selectbox("Explain specialty", spec.labels, index=spec.labels.index(pred.label), key=f"notes.target.{i}")
+    with st.expander("How sure is the model? Reliability on the held-out split and the operating threshold", expanded=True):
+        view = st.radio("Reliability of", [None, pred.label], horizontal=True, key=f"notes.relview.{i}",
+                        format_func=lambda v: "the top-1 specialty (is it right?)" if v is None else f"'{v}' vs the rest")
+        ui.reliability_panel(name, pred.probabilities[pred.label], key="notes.rel", view=view)
     enc = N.encode_note(note.text, vocab, spec)
     key = ("notes.exp", ui.digest(note.text.encode()), name, target)
     if key not in st.session_state:

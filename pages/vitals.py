@@ -69,6 +69,13 @@ st.caption(f"{spec.name}: median (line) and 10-90% interval (band) of each signa
            "step; green band = normal range; dotted orange = clinical thresholds; dashed grey = forecast start. "
            "The bottom row is the model's attention over the past steps it read.")
 
+with st.expander("How sure is the model? Interval honesty and alarm reliability on the held-out split", expanded=True):
+    held = ui.cached_heldout(name)
+    alarm_key = st.selectbox("Alarm", [a.key for a in held.alarms], key=f"vitals.alarm.{name}",
+                             format_func=lambda k: held.alarm(k).title)
+    ui.reliability_panel(name, V.alarm_score(held.alarm(alarm_key), fc if horizon == hmax else V.forecast(model, spec, series)), key="vitals.rel", view=alarm_key,
+                         caption=held.alarm(alarm_key).description)
+
 st.subheader("What drove the forecast")
 methods = EXPLAINERS.names(modalities=spec.modality)
 a1, a2, a3 = st.columns(3)

@@ -18,8 +18,9 @@ def _imaging() -> AppTest:
 
 def _prediction(at: AppTest) -> str:
     """The label shown: a metric in distribution, greyed markdown when flagged."""
-    if at.metric:
-        return at.metric[0].value
+    shown = [m.value for m in at.metric if m.label == "Prediction"]
+    if shown:
+        return shown[0]
     return next(m.value for m in at.markdown if m.value.startswith("Prediction (unreliable)"))
 
 
@@ -49,7 +50,24 @@ def test_upload_png_shows_prediction_and_gradcam():
     assert not at.exception and not at.error
     assert any(lab in _prediction(at) for lab in ("benign", "malignant", "normal"))
     assert "Grad-CAM" in _wait_for_explanation(at)
-    assert len(at.get("plotly_chart")) == 3  # probabilities, scan, overlay
+    # probabilities, scan, overlay, and the held-out reliability diagram + threshold sweep
+    assert {c.key for c in at.get("plotly_chart")} == {"imaging.probs", "imaging.original", "imaging.overlay",
+                                                       "imaging.rel.rel", "imaging.rel.sweep"}
+
+
+def test_reliability_threshold_is_adjustable():
+    """The operating threshold moves the held-out sensitivity/specificity; the prediction itself stays."""
+    at = _imaging()
+    at.sidebar.file_uploader[0].upload("scan.png", make_png(speckle_image(5)), "image/png")
+    at.run()
+    rates = lambda: {m.label: m.value for m in at.metric if m.label in ("Sensitivity", "Specificity", "PPV", "NPV", "Flagged")}  # noqa: E731
+    before, label = rates(), _prediction(at)
+    assert set(before) == {"Sensitivity", "Specificity", "PPV", "NPV", "Flagged"}
+    at.slider(key="imaging.rel.None.thr").set_value(0.95).run()
+    after = rates()
+    assert float(after["Sensitivity"].split("%")[0]) < float(before["Sensitivity"].split("%")[0])
+    assert float(after["Specificity"].split("%")[0]) >= float(before["Specificity"].split("%")[0])
+    assert _prediction(at) == label
 
 
 def test_integrated_gradients_shows_convergence_delta():

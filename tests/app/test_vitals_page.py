@@ -19,7 +19,9 @@ def test_upload_shows_forecast_attention_and_attributions():
     at.file_uploader(key="vitals.upload").upload("stay.csv", data, "text/csv")
     at.run()
     assert not at.exception and not at.error
-    assert len(at.get("plotly_chart")) == 2  # forecast panels with attention row, attribution heatmap
+    # forecast panels with attention row, attribution heatmap; held-out alarm reliability, sweep, coverage
+    assert {c.key for c in at.get("plotly_chart")} == {"vitals.chart", "vitals.attr", "vitals.rel.rel",
+                                                       "vitals.rel.sweep", "vitals.rel.cov"}
     assert any("Integrated Gradients (past values) in" in c.value for c in at.caption)
     at.selectbox(key="vitals.sig").set_value("MAP").run()
     at.radio(key="vitals.method").set_value("occlusion").run()
