@@ -234,3 +234,34 @@ def reliability_panel(name: str, current: float | None, *, key: str, view: str |
         st.plotly_chart(coverage_figure(held.coverage, "Are the 10/50/90% quantiles honest? (held-out split)"),
                         key=f"{key}.cov")
     return thr
+
+
+def take_away(key: str, report: Callable[[], Any], files: dict[str, tuple[str, str, Callable[[], bytes]]],
+              stem: str) -> None:
+    """"Take it away": the case report (PDF, or ZIP with every figure as PNG and the CSVs) and CSV downloads.
+
+    Everything is built only when its button is clicked (Streamlit runs the callable then, in memory), so
+    reruns stay fast. Patient identifiers are left out of the report unless the user ticks the box.
+
+    Args:
+        report: builds the workspace's ``CaseReport``.
+        files: label -> (file name, MIME type, builder) for the other downloads (CSV, DICOM).
+        stem: file-name stem for the report.
+    """
+    from medai_core.report import build_pdf, report_zip
+
+    include = st.checkbox("Include patient identifiers in the report", key=f"{key}.ids", value=False,
+                          help="Off by default: names, IDs, dates, file names and free text are left out.")
+    if include:
+        st.warning("The report will contain patient identifiers. Share it only where that is allowed.",
+                   icon=":material/warning:")
+    csvs = {name: build for name, mime, build in files.values() if mime == "text/csv"}
+    cols = st.columns(2 + len(files))
+    cols[0].download_button("Case report (PDF)", lambda: build_pdf(report(), include), f"{stem}_report.pdf",
+                            "application/pdf", key=f"{key}.pdf", on_click="ignore", icon=":material/picture_as_pdf:")
+    cols[1].download_button("Report + figures + CSV (ZIP)",
+                            lambda: report_zip(report(), include, {n: b() for n, b in csvs.items()}),
+                            f"{stem}_report.zip", "application/zip", key=f"{key}.zip", on_click="ignore",
+                            icon=":material/folder_zip:")
+    for col, (label, (name, mime, build)) in zip(cols[2:], files.items()):
+        col.download_button(label, build, name, mime, key=f"{key}.{name}", on_click="ignore", icon=":material/download:")

@@ -9,7 +9,10 @@ from medai_core.explain import COLORMAPS, EXPLAINERS, normalise_map, overlay
 from medai_core.explain.image import IG_BASELINES
 from medai_core.imaging import explain, predict, prepare_input
 from medai_core.io import render
+from medai_core.exports import image_attributions_csv
+from medai_core.io.deid import deidentify_dicom, scan_burned_in_risk
 from medai_core.io.scan import VOI_LUT_PRESET, metadata_rows, window_presets
+from medai_core.report import image_report
 from medai_core.models import get_spec
 from medai_core.plots import image_figure, probability_figure
 from medai_core.samples import SAMPLES, available_samples, sample_path
@@ -26,10 +29,12 @@ with st.sidebar:
     if source == "Upload a file":
         up = st.file_uploader("DICOM, PNG, JPEG, BMP or TIFF (checked by content)", key=K_UPLOAD)
         data = up.getvalue() if up is not None else None
+        file_name = up.name if up is not None else None
     else:
         sample = st.selectbox("Demo scan (real DICOMs shipped with pydicom)", available_samples(), key=K_SAMPLE)
         st.caption(SAMPLES[sample][1])
         data = sample_path(sample).read_bytes()
+        file_name = sample_path(sample).name
 if data is None:
     st.info("Upload a scan in the sidebar, or choose a demo scan. Files stay in memory and are never saved.")
     st.stop()
@@ -132,6 +137,28 @@ with col_b:
 st.subheader("How sure is the model?")
 ui.reliability_panel(model_name, pred.probabilities[spec.positive_label], key="imaging.rel",
                      caption="The page's prediction always uses the validated threshold.")
+
+st.subheader("Take it away")
+exp_done = job.future.result() if job.done and job.future.exception() is None else None
+burned = scan_burned_in_risk(scan)
+checked = False
+if burned:
+    checked = st.checkbox("I have checked the image: it shows no burned-in patient text", key=f"imaging.burned.{key}",
+                          help=burned)
+    if not checked:
+        st.caption(f":material/visibility_off: {burned} Until you tick the box, the report leaves the scan out and the "
+                   "de-identified DICOM export is off.")
+files = {"Heatmap values (CSV)": (f"{method}_attributions.csv", "text/csv", lambda: image_attributions_csv(exp_done))} if exp_done else {}
+if scan.source.startswith("DICOM") and (checked or not burned):
+    files["De-identified DICOM"] = ("deidentified.dcm", "application/dicom",
+                                    lambda: deidentify_dicom(data, allow_burned_in=checked).data)
+ui.take_away("imaging.take", lambda: image_report(scan, spec, pred, exp_done, frame=frame, window=window,
+                                                  use_voi_lut=preset == VOI_LUT_PRESET, mode=sign, opacity=opacity,
+                                                  cmap=cmap, file_name=file_name, allow_burned_in=checked),
+             files, "medai_imaging")
+if scan.source.startswith("DICOM"):
+    st.caption("De-identified DICOM: DICOM PS3.15 Annex E basic confidentiality profile (identifying attributes removed "
+               "or replaced, UIDs remapped, private tags removed); pixel data unchanged.")
 
 with st.expander("Metadata (patient identifiers hidden)"):
     reveal = st.checkbox("Reveal patient identifiers", key=K_REVEAL,

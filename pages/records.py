@@ -8,9 +8,11 @@ from medai_core import notes as N
 from medai_core import records as R
 from medai_core.errors import MedAIError
 from medai_core.explain import EXPLAINERS, explainer_for
+from medai_core.exports import note_attention_csv, note_attributions_csv, record_attention_csv, record_attributions_csv
 from medai_core.io.notes import MAX_NOTE_CHARS, Note, check_text, load_notes
 from medai_core.io.records import SCHEMA, SchemaError, load_records, record_from_form, schema_table
 from medai_core.models import get_spec
+from medai_core.report import note_report, record_report
 from medai_core.plots_records import (attention_bar, attention_heatmap, attribution_figure, class_probability_figure,
                                       importance_figure, risk_figure, word_bar)
 from medai_core.samples import SYNTHETIC_NOTES, synthetic_records
@@ -132,6 +134,12 @@ def structured_tab() -> None:
     st.caption("Attention shows where the model looked, not whether a value raised or lowered the risk.")
     with st.expander("All layers and heads"):
         st.plotly_chart(attention_heatmap(att, names, "CLS-to-feature attention"), key="records.attn_all")
+    st.subheader("Take it away")
+    ui.take_away("records.take", lambda: record_report(table, row, spec, scores, exp, attention=att),
+                 {"Attributions (CSV)": (f"record_{method}_attributions.csv", "text/csv",
+                                         lambda: record_attributions_csv(exp, values=table.frame.iloc[row].to_dict())),
+                  "Attention (CSV)": ("record_attention.csv", "text/csv", lambda: record_attention_csv(att))},
+                 "medai_record")
     if len(table) > 1:
         st.subheader("Global importance for this batch")
         gkey = ("records.global", key[1], name)
@@ -220,6 +228,13 @@ def notes_tab() -> None:
     words = [enc.tokens.text[a:b] for a, b in enc.tokens.spans]
     st.plotly_chart(attention_bar(np.asarray(w), [f"{wd} #{k + 1}" for k, wd in enumerate(words)],
                                   f"Most attended words, layer {layer + 1}", top=15), key="notes.attn")
+    st.subheader("Take it away")
+    ui.take_away("notes.take", lambda: note_report(note.text, spec, vocab, pred, ta, attention=att, ref=note.ref),
+                 {"Word attributions (CSV)": ("note_attributions.csv", "text/csv", lambda: note_attributions_csv(ta.tokens, ta.values)),
+                  "Attention (CSV)": ("note_attention.csv", "text/csv", lambda: note_attention_csv(enc.tokens, att))},
+                 "medai_note")
+    st.caption("The note's text and its file name are identifiers: the report leaves them out unless included; the "
+               "CSVs hold the words the model read, which are the explanation itself.")
 
 
 with tab_rec:

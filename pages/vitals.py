@@ -9,6 +9,8 @@ from medai_core.explain import EXPLAINERS, explainer_for
 from medai_core.io.vitals import SeriesError, load_series
 from medai_core.models import get_spec
 from medai_core.plots_vitals import attribution_heatmap, forecast_figure, threshold_warnings
+from medai_core.exports import series_attention_csv, series_attributions_csv, series_forecast_csv
+from medai_core.report import series_report
 from medai_core.samples import SYNTHETIC_SERIES, synthetic_series_csv
 
 K_MODEL, K_SOURCE, K_UPLOAD, K_DEMO = "vitals.model", "vitals.source", "vitals.upload", "vitals.demo"
@@ -95,3 +97,9 @@ d = exp.diagnostics
 extra = f" · convergence delta {d['relative_delta']:.2%} of the output difference" if "relative_delta" in d else ""
 st.caption(f"{explainer_for(method, 'series')[1]['label']} in {exp.seconds * 1000:.0f} ms{extra}. Red raised the "
            "forecast, blue lowered it, measured against every value at its training mean.")
+st.subheader("Take it away")
+ui.take_away("vitals.take", lambda: series_report(series, spec, fc, exp, signal=sig, step_ahead=ahead, show_steps=show),
+             {"Attributions (CSV)": (f"{sig}_attributions.csv", "text/csv", lambda: series_attributions_csv(exp, series)),
+              "Attention (CSV)": ("attention.csv", "text/csv", lambda: series_attention_csv(fc)),
+              "Forecast (CSV)": ("forecast.csv", "text/csv", lambda: series_forecast_csv(fc))},
+             "medai_vitals")
