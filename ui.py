@@ -265,3 +265,10 @@ def take_away(key: str, report: Callable[[], Any], files: dict[str, tuple[str, s
                             icon=":material/folder_zip:")
     for col, (label, (name, mime, build)) in zip(cols[2:], files.items()):
         col.download_button(label, build, name, mime, key=f"{key}.{name}", on_click="ignore", icon=":material/download:")
+
+
+def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, float]:
+    """``fn(*args, **kwargs)`` and its wall time in ms, for the latency every result shows on screen."""
+    t0 = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, (time.perf_counter() - t0) * 1000

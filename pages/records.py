@@ -89,7 +89,7 @@ def structured_tab() -> None:
         return
     for notice in table.notices:
         st.info(notice, icon=":material/info:")
-    scores = R.score(model, spec, table)
+    scores, score_ms = ui.timed(R.score, model, spec, table)
     if len(table) > 1:
         st.subheader(f"Risk for {len(table)} patients")
         st.dataframe(scores.frame().style.format({"risk": "{:.1%}"}), hide_index=True, width="stretch", key="records.table")
@@ -110,7 +110,8 @@ def structured_tab() -> None:
     exp = st.session_state[key]
     d = exp.diagnostics
     c1.metric(f"Patient {table.ids[row]}: risk of {spec.extra['risk_of']}", f"{scores.risk[row]:.1%}")
-    c1.markdown(f"Label: **{scores.labels[row]}** (threshold {scores.threshold:.0%}, chosen on validation by Youden's J)")
+    c1.markdown(f"Label: **{scores.labels[row]}** (threshold {scores.threshold:.0%}, chosen on validation by Youden's J)  \n"
+                f":gray[scored {len(table):,} record(s) in {score_ms:.0f} ms]")
     c1.plotly_chart(risk_figure(scores.risk[row], scores.threshold, spec.extra["risk_of"], d["reference_risk"]), key="records.risk")
     with st.expander("How sure is the model? Reliability on the held-out split and the operating threshold", expanded=True):
         ui.reliability_panel(name, float(scores.risk[row]), key="records.rel",
@@ -179,7 +180,7 @@ def notes_tab() -> None:
     except MedAIError as err:
         ui.show_error(err)
         return
-    preds = [N.classify(model, spec, vocab, n.text) for n in notes]
+    preds, classify_ms = ui.timed(lambda: [N.classify(model, spec, vocab, n.text) for n in notes])
     i = 0
     if len(notes) > 1:
         st.dataframe(pd.DataFrame({"note": [n.ref for n in notes], "specialty": [p.label for p in preds],
@@ -190,7 +191,8 @@ def notes_tab() -> None:
     c1, c2 = st.columns([3, 2])
     c1.plotly_chart(class_probability_figure(pred.top(3), "Top 3 specialties (calibrated)"), key="notes.probs")
     win = spec.extra["max_tokens"]
-    c2.markdown(f"**{pred.label}** · {pred.probabilities[pred.label]:.0%}  \n{pred.n_tokens:,} words"
+    c2.markdown(f"**{pred.label}** · {pred.probabilities[pred.label]:.0%}  \n:gray[classified {len(notes)} note(s) in {classify_ms:.0f} ms]  \n"
+                f"{pred.n_tokens:,} words"
                 f"{f', {pred.unknown_share:.0%} not in the vocabulary' if pred.unknown_share >= 0.005 else ''}")
     if pred.n_windows > 1:
         c2.warning(f"Long note: read in {pred.n_windows} windows of up to {win} words; the prediction averages the "

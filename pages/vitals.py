@@ -63,11 +63,11 @@ hmax = spec.extra["horizon"]
 c1, c2 = st.columns(2)
 horizon = c1.slider("Forecast horizon (steps)", 1, hmax, hmax, key="vitals.horizon")
 show = c2.slider("History shown (steps)", 6, max(6, series.n_steps), min(series.n_steps, 24), key="vitals.show")
-fc = V.forecast(model, spec, series, horizon)
+fc, fc_ms = ui.timed(V.forecast, model, spec, series, horizon)
 for w in threshold_warnings(fc, signals):
     st.warning(w, icon=":material/warning:")
 st.plotly_chart(forecast_figure(series, fc, signals, show), key="vitals.chart")
-st.caption(f"{spec.name}: median (line) and 10-90% interval (band) of each signal's mean per {series.step_minutes}-minute "
+st.caption(f"{spec.name}, forecast in {fc_ms:.0f} ms: median (line) and 10-90% interval (band) of each signal's mean per {series.step_minutes}-minute "
            "step; green band = normal range; dotted orange = clinical thresholds; dashed grey = forecast start. "
            "The bottom row is the model's attention over the past steps it read.")
 
