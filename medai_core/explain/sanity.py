@@ -55,10 +55,24 @@ def randomised_copy(model: nn.Module, seed: int = 0) -> nn.Module:
 
 
 def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman correlation of two maps; 0 when either is constant (no ranking to share)."""
-    from scipy.stats import spearmanr
-
+    """Spearman correlation of two maps (Pearson correlation of their ranks, ties sharing their mean rank,
+    as ``scipy.stats.spearmanr``; NumPy only, sparing the 1.5 s first import of ``scipy.stats``);
+    0 when either is constant (no ranking to share)."""
     a, b = np.ravel(a), np.ravel(b)
     if np.ptp(a) == 0 or np.ptp(b) == 0:
         return 0.0
-    return float(spearmanr(a, b).statistic)
+    ra, rb = _mean_ranks(a), _mean_ranks(b)
+    ra -= ra.mean()
+    rb -= rb.mean()
+    return float(np.clip((ra @ rb) / np.sqrt((ra @ ra) * (rb @ rb)), -1.0, 1.0))
+
+
+def _mean_ranks(a: np.ndarray) -> np.ndarray:
+    order = np.argsort(a, kind="stable")
+    s = a[order]
+    new = np.concatenate(([True], s[1:] != s[:-1]))  # first element of each run of ties
+    starts = np.flatnonzero(new)
+    counts = np.diff(np.append(starts, a.size))
+    ranks = np.empty(a.size)
+    ranks[order] = np.repeat(starts + (counts - 1) / 2.0, counts)
+    return ranks
