@@ -99,7 +99,10 @@ def _write_sanity(model, spec, x, exp, display, signed: bool, stem: Path) -> dic
     from .explain.trust import TrustReport, faithfulness_image, report_png, sanity_check_image
 
     cascade = sanity_check_image(model, spec, x, exp.method, exp.target, **exp.params)
-    faith = faithfulness_image(model, spec, x, exp.target, exp.attributions)
+    # deletion fills with IG's own reference when there is one (the map explains F(x) - F(reference)),
+    # else the training-mean grey the Occlusion explainer uses
+    faith = faithfulness_image(model, spec, x, exp.target, exp.attributions,
+                               baseline=str(exp.params.get("baseline", "mean")))
     report = TrustReport(exp.method, exp.target, cascade, faith)
     js, png = Path(f"{stem}.sanity.json"), Path(f"{stem}.sanity.png")
     js.write_text(json.dumps(report.to_json(), indent=1))

@@ -635,7 +635,9 @@ def faithfulness_image(model: nn.Module, spec: ModelSpec, x: torch.Tensor, targe
                        progress: ProgressFn | None = None) -> FaithfulnessCurves:
     """Deletion/insertion of ``patch`` x ``patch`` pixel squares of the (1, C, H, W) input ``x``, ranked by the
     (H, W) map summed per square; removed squares take the training-mean grey (``baseline``: any IG
-    baseline name). Score: calibrated probability of ``target``."""
+    baseline name; pass an IG map's own baseline, since it explains F(x) - F(baseline)). Score: calibrated
+    probability of ``target``. The verdict depends on the reference: measured on the US1 demo DICOM, the
+    model gives malignant 0.02 on the mean grey, 0.92 on the blurred copy and 0.59 on black."""
     from ..errors import InputError
     from .image import ig_baseline
 

@@ -3,6 +3,7 @@ analytic models, the cache and thread safety, and every shipped model end to end
 from __future__ import annotations
 
 import gc
+import io
 import json
 import weakref
 from concurrent.futures import ThreadPoolExecutor
@@ -10,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch import nn
 
 from medai_core.explain import trust as T
@@ -252,7 +254,12 @@ def _finite(c: T.CascadeResult, f: T.FaithfulnessCurves) -> None:
     assert all(np.isfinite([s.rank_correlation, s.abs_rank_correlation, s.pearson_abs]).all() for s in c.stages)
     assert c.verdict in ("passes", "weak", "fails") and f.verdict in ("faithful", "partly faithful", "not faithful")
     assert np.isfinite([f.deletion_auc, f.deletion_auc_random, f.insertion_auc, f.insertion_auc_random]).all()
-    json.dumps(T.TrustReport("m", "t", c, f).to_json())
+    report = T.TrustReport("m", "t", c, f)
+    json.dumps(report.to_json())
+    assert report.summary()["verdict"] == c.verdict and report.summary()["deletion_auc"] == round(f.deletion_auc, 6)
+    png = Image.open(io.BytesIO(T.report_png(report)))  # 1-D maps as bars, 2-D as images
+    png.load()
+    assert png.size[0] > png.size[1]
 
 
 def test_busi_gradcam_trust(busi):
