@@ -10,7 +10,14 @@ appended; schema problems go to stderr, exit status 2. ``notes predict FILE ...`
 ``{"file", "model", "label", "probabilities", "ood", "ood_score"}``, or ``{"file", "error"}`` for a
 file that cannot be read (the run goes on; the exit status is 1 if any file failed). With
 ``--explain NAME --out DIR`` it also writes ``DIR/<file stem>.<NAME>.png`` (heatmap over the scan)
-and adds an ``"explanation"`` object to the line.
+and adds an ``"explanation"`` object to the line. ``--sanity`` (needs ``--explain``; exit status 2
+without it) also checks that heatmap (``medai_core.explain.trust``): cascading model randomisation and
+deletion/insertion curves against random orders. It writes ``DIR/<file stem>.<NAME>.sanity.json`` (every
+stage's rank correlations, both verdicts, the curves and their areas) and ``DIR/<file stem>.<NAME>.sanity.png``
+(trained and randomised maps side by side, correlations per stage, the curves), and adds
+``"sanity": {"verdict", "rank_correlation", "abs_rank_correlation", "faithfulness", "deletion_auc",
+"deletion_auc_random", "insertion_auc", "insertion_auc_random", "json", "png"}`` to the line; the other
+keys are unchanged.
 """
 from __future__ import annotations
 
@@ -39,6 +46,9 @@ def _image_predict(args: argparse.Namespace) -> int:
     from .io import load_scan, render
     from .models import get_spec, load_model
 
+    if args.sanity and not args.explain:
+        print("--sanity checks a heatmap: add --explain NAME --out DIR", file=sys.stderr)
+        return 2
     spec = get_spec(args.model)
     model = load_model(args.model)
     if args.explain:
@@ -74,11 +84,30 @@ def _image_predict(args: argparse.Namespace) -> int:
                 Image.fromarray(overlay(display, heat)).save(out_dir / name)
                 line["explanation"] = {"method": args.explain, "target": target, "png": str(out_dir / name),
                                        **{k: round(v, 6) for k, v in exp.diagnostics.items()}}
+                if args.sanity:
+                    line["sanity"] = _write_sanity(model, spec, x, exp, display, meta["signed"],
+                                                   out_dir / name.removesuffix(".png"))
         except MedAIError as exc:
             failed += 1
             line = {"file": str(path), "error": str(exc)}
         print(json.dumps(line), flush=True)
     return 1 if failed else 0
+
+
+def _write_sanity(model, spec, x, exp, display, signed: bool, stem: Path) -> dict[str, object]:  # noqa: ANN001
+    """Both trust checks of the heatmap just written: ``<stem>.sanity.json`` and ``.sanity.png``."""
+    from .explain.trust import TrustReport, faithfulness_image, report_png, sanity_check_image
+
+    cascade = sanity_check_image(model, spec, x, exp.method, exp.target, **exp.params)
+    # deletion fills with IG's own reference when there is one (the map explains F(x) - F(reference)),
+    # else the training-mean grey the Occlusion explainer uses
+    faith = faithfulness_image(model, spec, x, exp.target, exp.attributions,
+                               baseline=str(exp.params.get("baseline", "mean")))
+    report = TrustReport(exp.method, exp.target, cascade, faith)
+    js, png = Path(f"{stem}.sanity.json"), Path(f"{stem}.sanity.png")
+    js.write_text(json.dumps(report.to_json(), indent=1))
+    png.write_bytes(report_png(report, display, signed))
+    return {**report.summary(), "json": str(js), "png": str(png)}
 
 
 def _image_train(args: argparse.Namespace) -> int:
@@ -259,6 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--explain", metavar="NAME", help="also write heatmaps: gradcam, integrated_gradients, smoothgrad, occlusion")
     pr.add_argument("--target", help="class to explain (default: the predicted label)")
     pr.add_argument("--out", metavar="DIR", help="folder for heatmap PNGs")
+    pr.add_argument("--sanity", action="store_true",
+                    help="also check each heatmap (model randomisation, deletion/insertion): <stem>.<NAME>.sanity.json/.png")
     pr.set_defaults(func=_image_predict)
     _add_train(img, "train busi_cnn on the BUSI folders and write weights + model card",
                "folder with benign/ malignant/ normal/ PNGs", 150, _image_train)

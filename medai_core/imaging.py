@@ -79,16 +79,17 @@ def predict(model: nn.Module, spec: ModelSpec, x: torch.Tensor) -> ImagePredicti
 
 
 def explain(model: nn.Module, spec: ModelSpec, x: torch.Tensor, method: str, target: str,
-            progress: ProgressFn | None = None, **params: object) -> Explanation:
+            progress: ProgressFn | None = None, *, copy_model: bool = True, **params: object) -> Explanation:
     """Run the registered explainer ``method`` for class ``target`` (a label of the spec).
 
     Runs on this thread's private copy of ``model`` (see ``thread_copy``), so concurrent
-    predictions on the shared model never meet Captum's hooks.
+    predictions on the shared model never meet Captum's hooks. ``copy_model=False`` explains on
+    ``model`` itself: for callers that already hold a private copy (the trust checks' randomised copies).
     """
     fn, _ = explainer_for(method, spec.modality)
     if target not in spec.labels:
         raise InputError(f"Unknown target class {target!r}; choose one of {', '.join(spec.labels)}.")
     if method == "gradcam":
         params.setdefault("layer", spec.gradcam_layer)
-    exp = fn(thread_copy(model), x, spec.labels.index(target), progress=progress, **params)
+    exp = fn(thread_copy(model) if copy_model else model, x, spec.labels.index(target), progress=progress, **params)
     return Explanation(exp.method, target, exp.attributions, exp.diagnostics, exp.params, exp.seconds)

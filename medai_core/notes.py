@@ -102,14 +102,15 @@ class TokenAttribution:
 
 
 def explain_note(model: nn.Module, spec: ModelSpec, vocab: Vocab, text: str | EncodedNote, target: str,
-                 method: str = "integrated_gradients", progress: ProgressFn | None = None,
-                 **params: object) -> TokenAttribution:
-    """Per-word attributions for class ``target`` (on this thread's private model copy)."""
+                 method: str = "integrated_gradients", progress: ProgressFn | None = None, *,
+                 copy_model: bool = True, **params: object) -> TokenAttribution:
+    """Per-word attributions for class ``target`` (on this thread's private model copy; on ``model``
+    itself with ``copy_model=False``, for callers that hold a private copy already)."""
     if target not in spec.labels:
         raise InputError(f"Unknown specialty {target!r}; choose one of {', '.join(spec.labels)}.")
     enc = text if isinstance(text, EncodedNote) else encode_note(text, vocab, spec)
     fn, _ = explainer_for(method, spec.modality)
-    exp = fn(thread_copy(model), enc.ids, spec.labels.index(target), progress=progress, **params)
+    exp = fn(thread_copy(model) if copy_model else model, enc.ids, spec.labels.index(target), progress=progress, **params)
     values = _stitch(exp.attributions, enc.bounds)
     return TokenAttribution(enc.tokens, values, Explanation(exp.method, target, values, exp.diagnostics,
                                                              exp.params, exp.seconds))

@@ -94,15 +94,16 @@ def reference_values(model: nn.Module) -> dict[str, object]:
 
 
 def explain_record(model: nn.Module, spec: ModelSpec, table: RecordTable, row: int, method: str = "shapley_sampling",
-                   progress: ProgressFn | None = None, **params: object) -> Explanation:
+                   progress: ProgressFn | None = None, *, copy_model: bool = True, **params: object) -> Explanation:
     """Per-feature attributions of record ``row`` (index into the table), relative to the reference patient.
 
-    Runs on this thread's private copy of the model (Captum hooks never touch the shared one).
+    Runs on this thread's private copy of the model (Captum hooks never touch the shared one);
+    ``copy_model=False`` runs on ``model`` itself, for callers that hold a private copy already.
     """
     if not 0 <= row < len(table):
         raise InputError(f"Row {row + 1} does not exist; the table has {len(table)} records.")
     fn, _ = explainer_for(method, spec.modality)
-    m = thread_copy(model)
+    m = thread_copy(model) if copy_model else model
     x = encode_records(table.frame.iloc[[row]])
     return fn(m, x, 1, reference=reference_record(m), progress=progress, **params)
 

@@ -107,10 +107,13 @@ def forecast(model: nn.Module, spec: ModelSpec, series: VitalSeries, horizon: in
                     (np.arange(last, last + horizon) * float(step)), w[0].double().numpy(), wt, filled[-1, :n_t])
 
 
-def explain_forecast(model: nn.Module, spec: ModelSpec, series: VitalSeries, signal: str, step_ahead: int,
-                     method: str = "integrated_gradients", progress: ProgressFn | None = None,
-                     **params: object) -> Explanation:
-    """Attributions over (input step x signal) for the median forecast of ``signal`` ``step_ahead`` steps on."""
+def forecast_target(spec: ModelSpec, series: VitalSeries, signal: str, step_ahead: int) -> int:
+    """Index ``h * n_targets + t`` of the median forecast of ``signal`` ``step_ahead`` steps on (1-based),
+    in the flattened (horizon x targets) output the explainers attribute.
+
+    Raises:
+        InputError: not a target signal of the model, or a step outside its horizon.
+    """
     from .errors import InputError
 
     targets = series.signals[: spec.extra["n_targets"]]
@@ -118,9 +121,17 @@ def explain_forecast(model: nn.Module, spec: ModelSpec, series: VitalSeries, sig
         raise InputError(f"Unknown signal {signal!r}; choose one of {', '.join(targets)}.")
     if not 1 <= step_ahead <= spec.extra["horizon"]:
         raise InputError(f"Choose a step between 1 and {spec.extra['horizon']}.")
+    return (step_ahead - 1) * len(targets) + targets.index(signal)
+
+
+def explain_forecast(model: nn.Module, spec: ModelSpec, series: VitalSeries, signal: str, step_ahead: int,
+                     method: str = "integrated_gradients", progress: ProgressFn | None = None, *,
+                     copy_model: bool = True, **params: object) -> Explanation:
+    """Attributions over (input step x signal) for the median forecast of ``signal`` ``step_ahead`` steps on
+    (on this thread's private model copy; on ``model`` itself with ``copy_model=False``)."""
+    target = forecast_target(spec, series, signal, step_ahead)
     fn, _ = explainer_for(method, spec.modality)
-    target = (step_ahead - 1) * len(targets) + targets.index(signal)
-    return fn(thread_copy(model), model_inputs(model, spec, series), target, progress=progress, **params)
+    return fn(thread_copy(model) if copy_model else model, model_inputs(model, spec, series), target, progress=progress, **params)
 
 
 def alarm_score(alarm, fc: Forecast) -> float | None:  # noqa: ANN001 - a reliability.Alarm

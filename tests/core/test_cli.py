@@ -55,3 +55,38 @@ def test_unknown_explainer_is_a_clear_error(tmp_path: Path):
     src.write_bytes(make_png(speckle_image(4)))
     res = _run("image", "predict", str(src), "--explain", "gradcm", "--out", str(tmp_path))
     assert res.returncode == 2 and "Did you mean 'gradcam'" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_predict_with_sanity_writes_json_and_figure(tmp_path: Path):
+    from PIL import Image
+
+    src = tmp_path / "scan.png"
+    src.write_bytes(make_png(speckle_image(4)))
+    out = tmp_path / "out"
+    res = _run("image", "predict", str(src), "--explain", "gradcam", "--out", str(out), "--sanity")
+    assert res.returncode == 0, res.stderr
+    d = json.loads(res.stdout)
+    assert set(d) == {"file", "model", "label", "probabilities", "ood", "ood_score", "explanation", "sanity"}
+    assert set(d["explanation"]) == {"method", "target", "png"}  # the existing contract, unchanged
+    s = d["sanity"]
+    assert set(s) == {"verdict", "rank_correlation", "abs_rank_correlation", "faithfulness", "deletion_auc",
+                      "deletion_auc_random", "insertion_auc", "insertion_auc_random", "json", "png"}
+    assert s["verdict"] in ("passes", "weak", "fails") and -1 <= s["rank_correlation"] <= 1
+    assert s["json"] == str(out / "scan.gradcam.sanity.json") and s["png"] == str(out / "scan.gradcam.sanity.png")
+    report = json.loads(Path(s["json"]).read_text())
+    assert report["method"] == "gradcam" and report["target"] == d["label"]
+    stages = report["randomisation"]["stages"]
+    assert [st["group"] for st in stages] == ["fc", "layer4", "layer3", "layer2", "layer1", "stem"]
+    assert report["randomisation"]["rank_correlation"] == s["rank_correlation"] == stages[-1]["rank_correlation"]
+    f = report["faithfulness"]
+    assert f["deletion_auc"] == s["deletion_auc"] and len(f["deletion"]) == len(f["fractions"]) == 21
+    img = Image.open(s["png"])
+    img.load()
+    assert img.size[0] > img.size[1] > 100 and np.asarray(img).std() > 0
+
+
+def test_sanity_needs_explain(tmp_path: Path):
+    src = tmp_path / "scan.png"
+    src.write_bytes(make_png(speckle_image(4)))
+    res = _run("image", "predict", str(src), "--sanity")
+    assert res.returncode == 2 and "--explain" in res.stderr and res.stdout == ""
