@@ -41,6 +41,10 @@ def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
 
+class Cancelled(MedAIError):
+    """The user cancelled a background computation."""
+
+
 @dataclass
 class Job:
     """A background computation with progress, owned by one session."""
@@ -49,6 +53,7 @@ class Job:
     future: Future
     started: float = field(default_factory=time.perf_counter)
     progress: float = 0.0
+    cancel: threading.Event = field(default_factory=threading.Event)
 
     @property
     def done(self) -> bool:
@@ -73,6 +78,8 @@ def submit_job(key: str, label: str, fn: Callable[[Callable[[float], None]], Any
     def progress(p: float) -> None:
         ready.wait(1.0)
         if "job" in holder:
+            if holder["job"].cancel.is_set():  # raised inside the model's forward: Captum stops at this batch
+                raise Cancelled(f"{label} was cancelled.")
             holder["job"].progress = p
 
     job = Job(label, _executor().submit(fn, progress))
@@ -84,6 +91,13 @@ def submit_job(key: str, label: str, fn: Callable[[Callable[[float], None]], Any
     if wait_s > 0:
         wait([job.future], timeout=wait_s)
     return job
+
+
+def forget_job(key: str) -> None:
+    """Cancel a running job (it stops at its next model pass) and forget it, so the page can start it again."""
+    job = st.session_state.get(K_JOBS, {}).pop(key, None)
+    if job is not None:
+        job.cancel.set()
 
 
 def show_error(err: BaseException) -> None:
@@ -272,3 +286,76 @@ def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, float
     t0 = time.perf_counter()
     out = fn(*args, **kwargs)
     return out, (time.perf_counter() - t0) * 1000
+
+
+def trust_panel(key: str, run: Callable[[Callable[[float], None]], Any], show_maps: Callable[[Any], None],
+                estimate: str = "") -> Any:
+    """"Can I trust this heatmap?": on request, the cascading-randomisation sanity check and the deletion /
+    insertion curves of the map on screen, computed in the background with progress and a cancel button.
+
+    Args:
+        key: identifies the shown map (input, model, method, target, parameters).
+        run: ``run(progress) -> trust.TrustReport``.
+        show_maps: draws the trained and the fully randomised model's maps side by side.
+        estimate: the expected time, shown before the user starts it.
+    Returns the TrustReport once computed (None before).
+    """
+    from medai_core.explain.trust import RANDOMISATION_FAIL, RANDOMISATION_PASS
+    from medai_core.plots_trust import cascade_figure, faithfulness_figure
+
+    job_key = f"sanity|{key}"
+    wkey = f"ui.sanity.{digest(key.encode())}"  # widget keys stay short and plain
+
+    def cancel() -> None:
+        forget_job(job_key)
+        st.session_state[wkey] = False
+
+    if not st.toggle("Sanity check of this map", key=wkey,
+                     help="Re-runs the same explainer with the model's layers randomised one by one from the output "
+                          "(Adebayo et al. 2018), and deletes / inserts the most-attributed parts of the input."):
+        if estimate:
+            st.caption(estimate)
+        return None
+    job = submit_job(job_key, "Sanity check", run, wait_s=0.5)
+    polling = not job.done
+
+    @st.fragment(run_every=None if job.done else 0.5)
+    def progress_view() -> None:
+        if not job.done:
+            st.progress(job.progress, text=f"Sanity check… {job.progress:.0%}, {time.perf_counter() - job.started:.1f} s"
+                                           + (f" ({estimate})" if estimate else ""))
+            st.button("Cancel", key=f"{wkey}.cancel", icon=":material/cancel:", on_click=cancel)
+            return
+        if polling:
+            st.rerun()
+
+    progress_view()
+    if not job.done:
+        return None
+    try:
+        rep = job.future.result()
+    except Cancelled:
+        return None
+    except Exception as err:  # noqa: BLE001 - shown as a message, never a traceback
+        show_error(err)
+        return None
+    c, f = rep.cascade, rep.faithfulness
+    box = {"passes": st.success, "weak": st.warning}.get(c.verdict, st.error)
+    box(f"**Randomisation check: {c.verdict}** (Spearman {c.rank_correlation:+.2f}, of magnitudes "
+        f"{c.abs_rank_correlation:+.2f}). {c.message}", icon=":material/fact_check:")
+    fbox = {"faithful": st.success, "partly faithful": st.warning}.get(f.verdict, st.error)
+    fbox(f"**Faithfulness: {f.verdict}.** {f.message}", icon=":material/show_chart:")
+    show_maps(rep)
+    a, b = st.columns(2)
+    a.plotly_chart(cascade_figure(c.stages, RANDOMISATION_PASS, RANDOMISATION_FAIL, "Cascading randomisation"),
+                   key=f"{wkey}.cascade")
+    b.plotly_chart(faithfulness_figure(f, f"Deleting / inserting {f.unit} (reference: {f.reference})"),
+                   key=f"{wkey}.faith")
+    st.caption(f"Sanity check in {c.seconds:.1f} s, curves in {f.seconds:.1f} s; randomised models are copies (the "
+               "shared model is never touched) and are cached. Pass |Spearman| <= "
+               f"{RANDOMISATION_PASS}, fail > {RANDOMISATION_FAIL}.")
+    import json
+
+    st.download_button("Sanity check (JSON)", lambda: json.dumps(rep.to_json(), indent=1), "sanity_check.json",
+                       "application/json", key=f"{wkey}.json", on_click="ignore", icon=":material/download:")
+    return rep

@@ -109,3 +109,71 @@ def coverage_figure(coverage: Sequence[Coverage], title: str = "") -> go.Figure:
                       yaxis=dict(range=[0, 1], title="observed values at or below it", tickformat=".0%"),
                       legend=dict(orientation="h", y=1.02, x=0, yanchor="bottom"))
     return fig
+
+
+def cascade_figure(stages: Sequence, pass_threshold: float, fail_threshold: float, title: str = "") -> go.Figure:
+    """Rank correlation between the trained map and the map of each cascade stage (layers randomised from the
+    output down), signed and of magnitudes, with the verdict bands. ``stages``: ``trust.CascadeStage``s."""
+    names = ["trained", *(f"{i + 1}. + {s.group}" for i, s in enumerate(stages))]
+    signed = [1.0, *(s.rank_correlation for s in stages)]
+    mags = [1.0, *(s.abs_rank_correlation for s in stages)]
+    fig = go.Figure()
+    fig.add_hrect(y0=-pass_threshold, y1=pass_threshold, fillcolor="#27ae60", opacity=0.12, line_width=0,
+                  annotation_text="passes: map no longer tracks the learned weights", annotation_position="bottom left")
+    fig.add_hrect(y0=fail_threshold, y1=1.05, fillcolor=MODEL, opacity=0.08, line_width=0,
+                  annotation_text="fails: map survives randomisation", annotation_position="top left")
+    fig.add_trace(go.Scatter(x=names, y=signed, mode="lines+markers", name="rank correlation (signed map)",
+                             line=dict(color=MODEL, width=3), hovertemplate="%{x}: %{y:.2f}<extra></extra>"))
+    fig.add_trace(go.Scatter(x=names, y=mags, mode="lines+markers", name="rank correlation of |map|",
+                             line=dict(color=REFERENCE, dash="dot"), hovertemplate="%{x}: %{y:.2f}<extra></extra>"))
+    fig.update_layout(title=title, height=340, margin=dict(l=10, r=10, t=50 if title else 30, b=40),
+                      yaxis=dict(range=[-1.05, 1.05], title="Spearman with the trained map"),
+                      xaxis=dict(title="layers randomised, output first (cumulative)"),
+                      legend=dict(orientation="h", y=-0.35))
+    return fig
+
+
+def faithfulness_figure(curves, title: str = "") -> go.Figure:  # noqa: ANN001 - a trust.FaithfulnessCurves
+    """Deletion and insertion curves of the shown map (most-attributed units first) against random orders."""
+    c = curves
+    fig = make_subplots(rows=1, cols=2, subplot_titles=(
+        f"Deletion (lower is better): AUC {c.deletion_auc:.3f} vs random {c.deletion_auc_random:.3f}",
+        f"Insertion (higher is better): AUC {c.insertion_auc:.3f} vs random {c.insertion_auc_random:.3f}"))
+    for col, (ours, rnd) in enumerate(((c.deletion, c.deletion_random), (c.insertion, c.insertion_random)), 1):
+        fig.add_trace(go.Scatter(x=c.fractions, y=ours, mode="lines", name="map order", legendgroup="map",
+                                 showlegend=col == 1, line=dict(color=MODEL, width=3)), row=1, col=col)
+        fig.add_trace(go.Scatter(x=c.fractions, y=rnd, mode="lines", name=f"random order (mean of {c.n_random})",
+                                 legendgroup="rnd", showlegend=col == 1, line=dict(color=REFERENCE, dash="dash")),
+                      row=1, col=col)
+        fig.update_xaxes(title_text=f"share of {c.unit} {'removed' if col == 1 else 'restored'}", tickformat=".0%",
+                         range=[0, 1], row=1, col=col)
+    fig.update_yaxes(title_text=c.score, row=1, col=1)
+    fig.update_annotations(font_size=12)
+    fig.update_layout(title=title, height=340, margin=dict(l=10, r=10, t=70 if title else 40, b=40),
+                      legend=dict(orientation="h", y=-0.3))
+    return fig
+
+
+def maps_side_by_side(trained: np.ndarray, randomised: np.ndarray, names: Sequence[str] | None = None,
+                      title: str = "") -> go.Figure:
+    """The trained model's map and the fully randomised model's map, each scaled to its own largest magnitude,
+    as two heatmap rows (1-D maps: features, words, steps) or panels (2-D maps: step x signal)."""
+    t, r = np.asarray(trained, dtype=float), np.asarray(randomised, dtype=float)
+
+    def scale(a: np.ndarray) -> np.ndarray:
+        m = np.nanmax(np.abs(a)) if a.size else 0.0
+        return a / m if m > 0 else a
+
+    if t.ndim == 1:
+        fig = go.Figure(go.Heatmap(z=np.stack([scale(t), scale(r)]), x=list(names) if names is not None else None,
+                                   y=["trained model", "randomised model"], zmin=-1, zmax=1, colorscale="RdBu_r",
+                                   colorbar=dict(title="share of max")))
+        fig.update_layout(height=240)
+    else:
+        fig = make_subplots(rows=1, cols=2, subplot_titles=("trained model", "fully randomised model"))
+        for col, a in enumerate((t, r), 1):
+            fig.add_trace(go.Heatmap(z=scale(a).T, y=list(names) if names is not None else None, zmin=-1, zmax=1,
+                                     colorscale="RdBu_r", showscale=col == 2), row=1, col=col)
+        fig.update_layout(height=320)
+    fig.update_layout(title=title, margin=dict(l=10, r=10, t=50 if title else 30, b=30))
+    return fig

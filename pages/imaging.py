@@ -6,6 +6,7 @@ import streamlit as st
 import ui
 from medai_core.errors import MedAIError
 from medai_core.explain import COLORMAPS, EXPLAINERS, normalise_map, overlay
+from medai_core.explain import trust as T
 from medai_core.explain.image import IG_BASELINES
 from medai_core.imaging import explain, predict, prepare_input
 from medai_core.io import render
@@ -106,12 +107,19 @@ job = ui.submit_job(job_key, meta["label"], lambda progress: explain(model, spec
 polling = not job.done
 
 
+def cancel_explanation() -> None:
+    """Stops the running explainer at its next model pass and returns to Grad-CAM (tens of ms)."""
+    ui.forget_job(job_key)
+    st.session_state[K_METHOD] = "gradcam"
+
+
 @st.fragment(run_every=None if job.done else 0.3)
 def explanation_view() -> None:
     """Polls the background explanation, so the rest of the page never waits for it."""
     if not job.done:
         st.progress(job.progress, text=f"Computing {meta['label']} for '{target}' ({meta['passes']})… "
                                         f"{job.progress:.0%}, {time.perf_counter() - job.started:.1f} s")
+        st.button("Cancel", key="imaging.cancel", icon=":material/cancel:", on_click=cancel_explanation)
         return
     if polling:
         st.rerun()  # the job finished while polling: redraw once, without polling
@@ -134,12 +142,27 @@ def explanation_view() -> None:
 with col_b:
     explanation_view()
 
+exp_done = job.future.result() if job.done and job.future.exception() is None else None
+sanity = None
+if exp_done is not None:
+    st.subheader("Can I trust this heatmap?")
+
+    def show_maps(rep) -> None:  # noqa: ANN001 - a TrustReport
+        m1, m2 = st.columns(2)
+        for col, (name, amap) in zip((m1, m2), (("trained model", rep.cascade.trained),
+                                                ("fully randomised model", rep.cascade.randomised))):
+            col.plotly_chart(image_figure(overlay(display, normalise_map(amap, signed=meta["signed"], mode=sign), opacity, cmap),
+                                          f"{meta['label']}: {name}", zoom, width_hint=360), key=f"imaging.sanity.{name}")
+
+    rep = ui.trust_panel(job_key, lambda progress: T.trust_image(model, spec, x, method, target, exp_done, progress, **params),
+                         show_maps)
+    sanity = rep.summary() if rep is not None else None
+
 st.subheader("How sure is the model?")
 ui.reliability_panel(model_name, pred.probabilities[spec.positive_label], key="imaging.rel",
                      caption="The page's prediction always uses the validated threshold.")
 
 st.subheader("Take it away")
-exp_done = job.future.result() if job.done and job.future.exception() is None else None
 burned = scan_burned_in_risk(scan)
 checked = False
 if burned:
@@ -154,7 +177,8 @@ if scan.source.startswith("DICOM") and (checked or not burned):
                                     lambda: deidentify_dicom(data, allow_burned_in=checked).data)
 ui.take_away("imaging.take", lambda: image_report(scan, spec, pred, exp_done, frame=frame, window=window,
                                                   use_voi_lut=preset == VOI_LUT_PRESET, mode=sign, opacity=opacity,
-                                                  cmap=cmap, file_name=file_name, allow_burned_in=checked),
+                                                  cmap=cmap, file_name=file_name, allow_burned_in=checked,
+                                                  sanity=sanity),
              files, "medai_imaging")
 if scan.source.startswith("DICOM"):
     st.caption("De-identified DICOM: DICOM PS3.15 Annex E basic confidentiality profile (identifying attributes removed "

@@ -61,7 +61,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import ProgressFn, seeded
+from .base import Explanation, ProgressFn, seeded
 from .sanity import rank_correlation, reinit_, reinit_parameter_
 
 if TYPE_CHECKING:
@@ -776,3 +776,53 @@ def faithfulness_forecast(model: nn.Module, spec: ModelSpec, series: VitalSeries
                                score=f"median forecast of {signal}{unit_name}, {step_ahead} step(s) ahead",
                                unit="(step, signal) values", reference_name="training mean, measurement pattern kept",
                                progress=progress)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Both checks of the map on screen, one call per workspace (the pages run these in the background)
+
+CASCADE_SHARE = 0.8  # of the progress bar: the cascade re-runs the explainer once per stage, the curves are cheap
+
+
+def _split(progress: ProgressFn | None) -> tuple[ProgressFn | None, ProgressFn | None]:
+    if progress is None:
+        return None, None
+    return (lambda p: progress(CASCADE_SHARE * p)), (lambda p: progress(CASCADE_SHARE + (1 - CASCADE_SHARE) * p))
+
+
+def trust_image(model: nn.Module, spec: ModelSpec, x: torch.Tensor, method: str, target: str, exp: Explanation,
+                progress: ProgressFn | None = None, **params: Any) -> TrustReport:
+    """Sanity check and faithfulness curves of the image map ``exp`` (``imaging.explain`` with ``params``).
+    An IG map is deleted towards its own baseline (it explains F(x) - F(baseline)); others towards the mean grey."""
+    p1, p2 = _split(progress)
+    cascade = sanity_check_image(model, spec, x, method, target, progress=p1, **params)
+    base = str(exp.params.get("baseline", "mean")) if method == "integrated_gradients" else "mean"
+    curves = faithfulness_image(model, spec, x, target, exp.attributions, baseline=base, progress=p2)
+    return TrustReport(method, target, cascade, curves)
+
+
+def trust_record(model: nn.Module, spec: ModelSpec, table: RecordTable, row: int, method: str, exp: Explanation,
+                 progress: ProgressFn | None = None) -> TrustReport:
+    """Sanity check and faithfulness curves of one record's feature attributions ``exp``."""
+    p1, p2 = _split(progress)
+    cascade = sanity_check_record(model, spec, table, row, method, progress=p1)
+    curves = faithfulness_record(model, spec, table, row, exp.attributions, progress=p2)
+    return TrustReport(method, spec.positive_label, cascade, curves)
+
+
+def trust_note(model: nn.Module, spec: ModelSpec, vocab: Vocab, text: str | EncodedNote, target: str,
+               values: np.ndarray, progress: ProgressFn | None = None) -> TrustReport:
+    """Sanity check and faithfulness curves of a note's word attributions ``values`` for ``target``."""
+    p1, p2 = _split(progress)
+    cascade = sanity_check_note(model, spec, vocab, text, target, progress=p1)
+    curves = faithfulness_note(model, spec, vocab, text, target, values, progress=p2)
+    return TrustReport("integrated_gradients", target, cascade, curves)
+
+
+def trust_forecast(model: nn.Module, spec: ModelSpec, series: VitalSeries, signal: str, step_ahead: int, method: str,
+                   exp: Explanation, progress: ProgressFn | None = None) -> TrustReport:
+    """Sanity check and faithfulness curves of the (step x signal) map ``exp`` of one forecast."""
+    p1, p2 = _split(progress)
+    cascade = sanity_check_forecast(model, spec, series, signal, step_ahead, method, progress=p1)
+    curves = faithfulness_forecast(model, spec, series, signal, step_ahead, exp.attributions, progress=p2)
+    return TrustReport(method, f"{signal} +{step_ahead}", cascade, curves)

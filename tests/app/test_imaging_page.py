@@ -123,3 +123,29 @@ def test_demo_multiframe_scan_has_frame_slider_and_ood_warning():
     at.run()
     assert not at.exception
     assert any("does not look like breast ultrasound" in w.value for w in at.warning)
+
+
+def test_sanity_check_view_runs_and_gives_a_verdict():
+    """The button starts the cascading randomisation + deletion/insertion in the background; the page then shows
+    both verdicts, the trained and the randomised maps side by side, the cascade and the curves."""
+    at = _imaging()
+    at.sidebar.file_uploader[0].upload("scan.png", make_png(speckle_image(5)), "image/png")
+    at.run()
+    _wait_for_explanation(at)
+    assert not any("Randomisation check" in s.value for s in [*at.success, *at.warning, *at.error])
+    next(t for t in at.toggle if t.label == "Sanity check of this map").set_value(True).run()
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        boxes = [b.value for b in [*at.success, *at.warning, *at.error]]
+        if any("Randomisation check" in v for v in boxes):
+            break
+        time.sleep(0.3)
+        at.run()
+    assert not at.exception
+    boxes = [b.value for b in [*at.success, *at.warning, *at.error]]
+    verdict = next(v for v in boxes if "Randomisation check" in v)
+    assert any(w in verdict for w in ("passes", "weak", "fails")) and "Spearman" in verdict
+    assert any("Faithfulness" in v for v in boxes)
+    keys = {c.key for c in at.get("plotly_chart")}
+    assert {"imaging.sanity.trained model", "imaging.sanity.fully randomised model"} <= keys
+    assert any(k.endswith(".cascade") for k in keys) and any(k.endswith(".faith") for k in keys)
