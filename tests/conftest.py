@@ -105,3 +105,19 @@ def open_page(page: str, timeout: float = 180):
     at.run()
     assert not at.exception
     return at
+
+
+def run_sanity_toggle(at, timeout: float = 120.0) -> list[str]:  # noqa: ANN001 - an AppTest
+    """Switch on the page's "Sanity check of this map" toggle and rerun until both verdict boxes show;
+    returns the texts of the success/warning/error boxes."""
+    import time
+
+    next(t for t in at.toggle if t.label == "Sanity check of this map").set_value(True).run()
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        boxes = [b.value for b in [*at.success, *at.warning, *at.error]]
+        if any("Randomisation check" in v for v in boxes) and any("Faithfulness" in v for v in boxes):
+            return boxes
+        time.sleep(0.3)
+        at.run()
+    raise AssertionError("sanity check did not finish")

@@ -1,11 +1,13 @@
 """AppTest of the Records page: both tabs, uploads, bad files, form, attributions and attention."""
 from __future__ import annotations
 
+import time
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from medai_core.samples import SYNTHETIC_NOTES, synthetic_records
-from tests.conftest import ROOT, open_page
+from tests.conftest import ROOT, open_page, run_sanity_toggle
 
 APP = str(ROOT / "app.py")
 
@@ -91,3 +93,19 @@ def test_bad_note_upload_gets_message():
     at.run()
     assert not at.exception
     assert any("'text' column" in e.value for e in at.error)
+
+
+def test_sanity_check_of_record_and_note_attributions():
+    at = _records()
+    boxes = run_sanity_toggle(at)
+    assert not at.exception and any("Randomisation check" in v for v in boxes)
+    assert "records.sanity.maps" in {c.key for c in _charts(at)}
+    at.radio(key="notes.source").set_value("Synthetic demo note").run()
+    toggles = [t for t in at.toggle if t.label == "Sanity check of this map"]
+    assert len(toggles) == 2  # records tab (on) and notes tab
+    toggles[1].set_value(True).run()
+    deadline = time.time() + 120
+    while "notes.sanity.maps" not in {c.key for c in _charts(at)} and time.time() < deadline:
+        time.sleep(0.3)
+        at.run()
+    assert not at.exception and "notes.sanity.maps" in {c.key for c in _charts(at)}

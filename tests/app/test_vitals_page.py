@@ -4,7 +4,7 @@ from __future__ import annotations
 from streamlit.testing.v1 import AppTest
 
 from medai_core.samples import synthetic_icu_case
-from tests.conftest import ROOT, open_page
+from tests.conftest import ROOT, open_page, run_sanity_toggle
 
 APP = str(ROOT / "app.py")
 
@@ -55,3 +55,14 @@ def test_bad_series_upload_gets_message():
     at.run()
     assert not at.exception
     assert any("go backwards" in e.value for e in at.error)
+
+
+def test_sanity_check_of_the_forecast_map():
+    at = _vitals()
+    data = synthetic_icu_case("deteriorating").to_csv(index=False).encode()
+    at.file_uploader(key="vitals.upload").upload("stay.csv", data, "text/csv")
+    at.run()
+    boxes = run_sanity_toggle(at)
+    assert not at.exception
+    assert any(v in " ".join(boxes) for v in ("passes", "weak", "fails"))
+    assert "vitals.sanity.maps" in {c.key for c in at.get("plotly_chart")}
