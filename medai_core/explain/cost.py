@@ -251,10 +251,23 @@ class Estimate:
 
 
 def _plan_seconds(module: nn.Module, args: Args, plan: Plan) -> float:
-    total = 0.0
+    """Measured time of the plan's largest batch (and of one row) per pass kind; the remainder
+    batches in between are interpolated linearly, so calibrating costs a few passes, not one per size."""
+    biggest: dict[bool, int] = {}
     for count, rows, backward in plan:
         if count:
-            total += count * pass_seconds(module, args, rows, backward)
+            biggest[backward] = max(biggest.get(backward, 0), rows)
+    total = 0.0
+    for count, rows, backward in plan:
+        if not count:
+            continue
+        top = biggest[backward]
+        if rows in (1, top):
+            t = pass_seconds(module, args, rows, backward)
+        else:
+            t1, tb = pass_seconds(module, args, 1, backward), pass_seconds(module, args, top, backward)
+            t = t1 + (tb - t1) * (rows - 1) / (top - 1)
+        total += count * t
     return total
 
 
