@@ -290,13 +290,11 @@ def estimate_seconds(model: nn.Module, spec_modality: str, x: Any, method: str,
     Raises:
         InputError: no estimate for this method and modality.
     """
-    from .base import explainer_for, thread_copy
+    from .base import explainer_for, model_lock, thread_copy
 
-    fn, meta = explainer_for(method, spec_modality)
+    fn, _ = explainer_for(method, spec_modality)
     p = {**_defaults(fn), **dict(params or {})}
-    m = thread_copy(model)
-    from .base import model_lock
-
+    m = thread_copy(model)  # hooks and timed passes on this thread's copy, never the shared model
     with model_lock(m):
         return _estimate(m, spec_modality, x, method, p, memory_mb)
 

@@ -109,7 +109,7 @@ def test_ig_is_the_same_for_every_batch_size_on_an_analytic_model(batch):
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
 
 
-def test_batching_does_not_change_attributions_on_busi(busi, ):
+def test_batching_does_not_change_attributions_on_busi(busi):
     model, _ = busi
     m = thread_copy(model)
     x = torch.rand(1, 1, 128, 128, generator=torch.Generator().manual_seed(2))
