@@ -42,6 +42,14 @@ class BurnedInText(InputError):
     de-identification cannot remove (DICOM PS3.15 E.3.1, Clean Pixel Data Option)."""
 
 
+class ConfigError(MedAIError):
+    """A setting read from the environment has an unusable value; the message names the variable."""
+
+
+class Cancelled(MedAIError):
+    """The user stopped a running computation (not a problem with the input)."""
+
+
 class ModelError(MedAIError):
     """A model cannot be built or loaded (missing or mismatched weights)."""
 

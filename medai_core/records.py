@@ -125,7 +125,8 @@ def attention_matrix(model: nn.Module, table: RecordTable, row: int, layer: int)
 
 
 def global_importance(model: nn.Module, spec: ModelSpec, table: RecordTable, max_records: int = 200,
-                      n_steps: int = 32, seed: int = 0, progress: ProgressFn | None = None) -> pd.DataFrame:
+                      n_steps: int = 32, seed: int = 0, progress: ProgressFn | None = None,
+                      memory_mb: float | None = None) -> pd.DataFrame:
     """Batch view: mean |attribution| and mean signed attribution per feature over up to ``max_records``
     records (a seeded sample above that), with Integrated Gradients on the feature tokens (one batched
     call; Shapley sampling for hundreds of records would take minutes on a CPU).
@@ -140,10 +141,14 @@ def global_importance(model: nn.Module, spec: ModelSpec, table: RecordTable, max
     x = encode_records(table.frame.iloc[idx])
     ref = reference_record(m).expand_as(x)
     from .explain.base import model_lock
+    from .explain.cost import resolve_batch
 
+    with model_lock(m):
+        # rows per pass from the memory budget (at least one step of every record: Captum's minimum)
+        rows = max(len(idx), resolve_batch(_Risk(m), x[:1], True, 4096, memory_mb=memory_mb))
     with model_lock(m), torch.enable_grad():
         attr = LayerIntegratedGradients(_Risk(m), m.tokenizer).attribute(
-            x, baselines=ref, target=0, n_steps=n_steps, method="gausslegendre", internal_batch_size=4096)
+            x, baselines=ref, target=0, n_steps=n_steps, method="gausslegendre", internal_batch_size=rows)
     a = attr.detach().sum(-1).double().numpy()
     if progress:
         progress(1.0)

@@ -138,8 +138,27 @@ def seeded(seed: int) -> Iterator[None]:
             torch.random.set_rng_state(state)
 
 
+def cancellable(progress: ProgressFn | None, cancel: threading.Event) -> ProgressFn:
+    """A progress callback that raises ``Cancelled`` once ``cancel`` is set.
+
+    Explainers report progress after every batched pass (``CountingForward``), so a run stops within
+    one batch of the request; the exception unwinds through Captum, whose hooks are removed in
+    ``finally`` blocks, and reaches the caller as ``Cancelled`` (a ``MedAIError``, not an ``InputError``).
+    """
+    from ..errors import Cancelled
+
+    def report(fraction: float) -> None:
+        if cancel.is_set():
+            raise Cancelled("The explanation was cancelled.")
+        if progress is not None:
+            progress(fraction)
+
+    return report
+
+
 class CountingForward:
-    """Wraps a model's forward to report progress as Captum evaluates batches."""
+    """Wraps a model's forward to report progress as Captum evaluates batches (a progress callback
+    may raise ``Cancelled`` to stop the run, see ``cancellable``)."""
 
     def __init__(self, model: nn.Module, expected_calls: int, progress: ProgressFn | None) -> None:
         self.model = model

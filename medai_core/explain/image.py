@@ -17,6 +17,7 @@ from torch import nn
 
 from ..errors import InputError
 from .base import CountingForward, Explanation, ProgressFn, model_lock, refine_steps, register_explainer, seeded
+from .cost import IMAGE_CAP, IMAGE_IG_CAP, image_windows, resolve_batch
 
 IG_BASELINES = ("black", "blurred", "mean", "noise")
 
@@ -72,15 +73,19 @@ def ig_baseline(x: torch.Tensor, kind: str, model: nn.Module | None = None) -> t
                     passes="n_steps forward + backward (doubled until delta <= 1%)", params={"n_steps": 64, "baseline": "black"})
 def integrated_gradients(model: nn.Module, x: torch.Tensor, target: int, *, n_steps: int = 64,
                          baseline: str = "black", progress: ProgressFn | None = None,
-                         internal_batch_size: int = 16, max_relative_delta: float = 0.01,
-                         max_steps: int = 128) -> Explanation:
+                         internal_batch_size: int | None = None, max_relative_delta: float = 0.01,
+                         max_steps: int = 128, memory_mb: float | None = None) -> Explanation:
     """Integrated Gradients (Gauss-Legendre) with its convergence delta.
 
     ``delta`` = sum(attributions) - (F(x) - F(baseline)); ``relative_delta`` divides by
     |F(x) - F(baseline)|, the completeness error as a fraction of what is being explained. Starts at
     ``n_steps`` and doubles them (up to ``max_steps``) while that error exceeds ``max_relative_delta``.
+    Steps are evaluated ``internal_batch_size`` at a time, by default as many as the memory budget
+    allows (``memory_mb``, else ``MEDAI_ATTRIBUTION_MEMORY_MB``; see ``explain.cost``).
     """
-    return refine_steps(lambda n: _ig_image(model, x, target, n, baseline, progress, internal_batch_size),
+    with model_lock(model):
+        batch = resolve_batch(model, x, True, IMAGE_IG_CAP, internal_batch_size, memory_mb)
+    return refine_steps(lambda n: _ig_image(model, x, target, n, baseline, progress, batch),
                         n_steps, max_relative_delta, max_steps)
 
 
@@ -105,10 +110,13 @@ def _ig_image(model: nn.Module, x: torch.Tensor, target: int, n_steps: int, base
 @register_explainer("smoothgrad", modalities={"image"}, label="Saliency + SmoothGrad", signed=False,
                     passes="nt_samples forward + backward", params={"nt_samples": 16, "stdev": 0.1})
 def smoothgrad(model: nn.Module, x: torch.Tensor, target: int, *, nt_samples: int = 16, stdev: float = 0.1,
-               progress: ProgressFn | None = None) -> Explanation:
-    """Absolute input gradients averaged over noisy copies (NoiseTunnel, smoothgrad)."""
+               progress: ProgressFn | None = None, batch: int | None = None,
+               memory_mb: float | None = None) -> Explanation:
+    """Absolute input gradients averaged over noisy copies (NoiseTunnel, smoothgrad), ``batch`` copies
+    per pass (default: from the memory budget)."""
     t0 = time.perf_counter()
-    batch = min(nt_samples, 16)
+    with model_lock(model):
+        batch = min(nt_samples, resolve_batch(model, x, True, IMAGE_CAP, batch, memory_mb))
     fwd = CountingForward(model, math.ceil(nt_samples / batch), progress)
     with model_lock(model), seeded(0), torch.enable_grad():  # the noise draws: same input, same map
         attr = NoiseTunnel(Saliency(fwd)).attribute(
@@ -121,11 +129,14 @@ def smoothgrad(model: nn.Module, x: torch.Tensor, target: int, *, nt_samples: in
 @register_explainer("occlusion", modalities={"image"}, label="Occlusion", signed=True,
                     passes="one forward per window position", params={"window": 16, "stride": 8})
 def occlusion(model: nn.Module, x: torch.Tensor, target: int, *, window: int = 16, stride: int = 8,
-              progress: ProgressFn | None = None, batch: int = 64) -> Explanation:
-    """Drop in the target logit when a window is replaced by the training-mean grey."""
+              progress: ProgressFn | None = None, batch: int | None = None,
+              memory_mb: float | None = None) -> Explanation:
+    """Drop in the target logit when a window is replaced by the training-mean grey; ``batch`` windows
+    per pass (default: from the memory budget)."""
     t0 = time.perf_counter()
-    h, w = x.shape[-2:]
-    n = (math.floor((h - window) / stride) + 1) * (math.floor((w - window) / stride) + 1)
+    n = image_windows(x.shape[-2], x.shape[-1], window, stride)
+    with model_lock(model):
+        batch = resolve_batch(model, x, False, IMAGE_CAP, batch, memory_mb)
     fwd = CountingForward(model, math.ceil(n / batch) + 1, progress)
     fill = float(getattr(model, "pixel_mean", 0.5))
     with model_lock(model), torch.no_grad():

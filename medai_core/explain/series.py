@@ -7,6 +7,7 @@ much each past value moved that median forecast.
 """
 from __future__ import annotations
 
+import math
 import time
 
 import torch
@@ -14,6 +15,7 @@ from captum.attr import FeatureAblation, IntegratedGradients
 from torch import nn
 
 from .base import CountingForward, Explanation, ProgressFn, model_lock, register_explainer
+from .cost import SERIES_CAP, resolve_batch
 
 
 class _Median(nn.Module):
@@ -28,16 +30,20 @@ class _Median(nn.Module):
 @register_explainer("integrated_gradients", modalities={"series"}, label="Integrated Gradients (past values)",
                     signed=True, passes="steps forward + backward passes (batched)", params={"n_steps": 64})
 def integrated_gradients_series(model: nn.Module, inputs: tuple[torch.Tensor, ...], target: int, *,
-                                n_steps: int = 64, progress: ProgressFn | None = None) -> Explanation:
+                                n_steps: int = 64, progress: ProgressFn | None = None,
+                                batch: int | None = None, memory_mb: float | None = None) -> Explanation:
     """Captum ``IntegratedGradients`` on the standardised past values, from a baseline where every value is
-    the training mean (what was measured, and when, is kept), in the forecast's own units."""
+    the training mean (what was measured, and when, is kept), in the forecast's own units; ``batch``
+    steps per pass (default: all of them if the memory budget allows)."""
     t0 = time.perf_counter()
     x, m, pad, static = inputs
-    fwd = CountingForward(_Median(model), 2, progress)
+    with model_lock(model):
+        batch = resolve_batch(_Median(model), inputs, True, n_steps, batch, memory_mb)
+    fwd = CountingForward(_Median(model), 2 + math.ceil(n_steps / batch), progress)
     with model_lock(model), torch.enable_grad():
         attr, delta = IntegratedGradients(fwd).attribute(
             x, baselines=torch.zeros_like(x), target=target, additional_forward_args=(m, pad, static),
-            n_steps=n_steps, method="gausslegendre", return_convergence_delta=True)
+            n_steps=n_steps, method="gausslegendre", return_convergence_delta=True, internal_batch_size=batch)
     with torch.no_grad():
         diff = float(_Median(model)(x, m, pad, static)[0, target] - _Median(model)(torch.zeros_like(x), m, pad, static)[0, target])
     d = float(delta.abs().max())
@@ -49,13 +55,17 @@ def integrated_gradients_series(model: nn.Module, inputs: tuple[torch.Tensor, ..
 @register_explainer("occlusion", modalities={"series"}, label="Occlusion (one past value at a time)",
                     signed=True, passes="steps x signals forward passes (batched)", params={})
 def ablation_series(model: nn.Module, inputs: tuple[torch.Tensor, ...], target: int, *,
-                    progress: ProgressFn | None = None) -> Explanation:
-    """Captum ``FeatureAblation``: each (step, signal) value replaced by the training mean, alone."""
+                    progress: ProgressFn | None = None, batch: int | None = None,
+                    memory_mb: float | None = None) -> Explanation:
+    """Captum ``FeatureAblation``: each (step, signal) value replaced by the training mean, alone;
+    ``batch`` values per pass (default: from the memory budget)."""
     t0 = time.perf_counter()
     x, m, pad, static = inputs
     n = x.shape[1] * x.shape[2]
-    fwd = CountingForward(_Median(model), n / 64 + 1, progress)
+    with model_lock(model):
+        batch = resolve_batch(_Median(model), inputs, False, SERIES_CAP, batch, memory_mb)
+    fwd = CountingForward(_Median(model), math.ceil(n / batch) + 1, progress)
     with model_lock(model), torch.no_grad():
         attr = FeatureAblation(fwd).attribute(x, baselines=0.0, target=target, additional_forward_args=(m, pad, static),
-                                              perturbations_per_eval=64)
+                                              perturbations_per_eval=batch)
     return Explanation("occlusion", str(target), attr[0].double().numpy(), {}, {}, time.perf_counter() - t0)

@@ -8,6 +8,7 @@ convergence delta for Integrated Gradients).
 """
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -16,6 +17,7 @@ from captum.attr import LayerIntegratedGradients, ShapleyValueSampling
 from torch import nn
 
 from .base import CountingForward, Explanation, ProgressFn, model_lock, register_explainer, seeded
+from .cost import resolve_batch
 
 
 class _Risk(nn.Module):
@@ -30,15 +32,21 @@ class _Risk(nn.Module):
 @register_explainer("shapley_sampling", modalities={"tabular"}, label="Shapley value sampling", signed=True,
                     passes="permutations x features forward passes (batched)", params={"n_samples": 64})
 def shapley_sampling(model: nn.Module, x: torch.Tensor, target: int, *, reference: torch.Tensor,
-                     n_samples: int = 64, seed: int = 0, progress: ProgressFn | None = None) -> Explanation:
+                     n_samples: int = 64, seed: int = 0, progress: ProgressFn | None = None,
+                     batch: int | None = None, memory_mb: float | None = None) -> Explanation:
     """Captum ``ShapleyValueSampling``: each feature (value and missing flag together) is swapped for the
     reference's in ``n_samples`` random orders. Exact additivity; discrete and missing values are
-    handled without interpolation."""
+    handled without interpolation.
+
+    Captum batches within one order only, so at most one pass per order: ``batch`` (default: from
+    the memory budget, at most the number of features) perturbations per pass.
+    """
     t0 = time.perf_counter()
     n_feat = x.shape[1]
     mask = torch.arange(n_feat).view(1, n_feat, 1).expand_as(x).contiguous()
-    batch = 4 * n_feat
-    fwd = CountingForward(_Risk(model), n_samples * (n_feat + 1) / batch + 1, progress)
+    with model_lock(model):
+        batch = resolve_batch(_Risk(model), x, False, n_feat, batch, memory_mb)
+    fwd = CountingForward(_Risk(model), n_samples * math.ceil(n_feat / batch) + 1, progress)
     with model_lock(model), seeded(seed), torch.no_grad():
         attr = ShapleyValueSampling(fwd).attribute(x, baselines=reference, target=0, feature_mask=mask,
                                                    n_samples=n_samples, perturbations_per_eval=batch)
@@ -53,15 +61,19 @@ def shapley_sampling(model: nn.Module, x: torch.Tensor, target: int, *, referenc
 @register_explainer("integrated_gradients", modalities={"tabular"}, label="Integrated Gradients (feature tokens)",
                     signed=True, passes="steps forward + backward passes (batched)", params={"n_steps": 64})
 def integrated_gradients_tabular(model: nn.Module, x: torch.Tensor, target: int, *, reference: torch.Tensor,
-                                 n_steps: int = 64, progress: ProgressFn | None = None) -> Explanation:
+                                 n_steps: int = 64, progress: ProgressFn | None = None,
+                                 batch: int | None = None, memory_mb: float | None = None) -> Explanation:
     """Captum ``LayerIntegratedGradients`` on the feature tokens (the tokenizer's output), from the
-    reference record's tokens to this record's, summed over the token dimension."""
+    reference record's tokens to this record's, summed over the token dimension; ``batch`` steps per
+    pass (default: all of them if the memory budget allows)."""
     t0 = time.perf_counter()
-    fwd = CountingForward(_Risk(model), 2, progress)
+    with model_lock(model):
+        batch = resolve_batch(_Risk(model), x, True, n_steps, batch, memory_mb)
+    fwd = CountingForward(_Risk(model), 4 + math.ceil(n_steps / batch), progress)
     with model_lock(model), torch.enable_grad():
         lig = LayerIntegratedGradients(fwd, model.tokenizer)
         attr, delta = lig.attribute(x, baselines=reference, target=0, n_steps=n_steps, method="gausslegendre",
-                                    return_convergence_delta=True)
+                                    return_convergence_delta=True, internal_batch_size=batch)
     with torch.no_grad():
         risk = float(model.predict_proba(x)[0])
         ref = float(model.predict_proba(reference)[0])

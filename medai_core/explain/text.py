@@ -7,12 +7,14 @@ windows (so they add up across windows to the note's averaged logit minus the ba
 """
 from __future__ import annotations
 
+import math
 
 import torch
 from captum.attr import LayerIntegratedGradients
 from torch import nn
 
 from .base import CountingForward, Explanation, ProgressFn, model_lock, refine_steps, register_explainer
+from .cost import resolve_batch
 
 
 def text_baseline(ids: torch.Tensor) -> torch.Tensor:
@@ -26,27 +28,34 @@ def text_baseline(ids: torch.Tensor) -> torch.Tensor:
                     signed=True, passes="steps x windows forward + backward passes", params={"n_steps": 16})
 def integrated_gradients_text(model: nn.Module, ids: torch.Tensor, target: int, *, n_steps: int = 16,
                               max_relative_delta: float = 0.01, max_steps: int = 64,
-                              progress: ProgressFn | None = None) -> Explanation:
+                              progress: ProgressFn | None = None, batch: int | None = None,
+                              memory_mb: float | None = None) -> Explanation:
     """Captum ``LayerIntegratedGradients`` on the word embeddings, Gauss-Legendre steps, all windows in
     one batch; summed over the embedding dimension.
 
     Starts at ``n_steps`` (16: completeness error <= 0.1% on the notes measured, see the benchmark) and
     doubles the steps, up to ``max_steps``, while the error exceeds ``max_relative_delta`` of the logit
     difference being explained.
+
+    Each pass takes ``batch`` rows (windows x steps; default: every step at once if the memory budget
+    allows, else as many as fit), so a long note takes more passes, not more memory.
     """
-    return refine_steps(lambda n: _lig_text(model, ids, target, n, progress), n_steps, max_relative_delta, max_steps)
+    with model_lock(model):
+        rows = resolve_batch(model, (ids, ids == 0), True, max(n_steps, max_steps) * ids.shape[0], batch, memory_mb)
+    return refine_steps(lambda n: _lig_text(model, ids, target, n, progress, rows), n_steps, max_relative_delta, max_steps)
 
 
 def _lig_text(model: nn.Module, ids: torch.Tensor, target: int, n_steps: int,
-              progress: ProgressFn | None) -> Explanation:
+              progress: ProgressFn | None, rows: int) -> Explanation:
     n_win = ids.shape[0]
-    fwd = CountingForward(model, 2, progress)
+    per = max(1, rows // n_win)  # Captum's steps per batch
+    fwd = CountingForward(model, 4 + math.ceil(n_steps / per), progress)
     with model_lock(model), torch.enable_grad():
         lig = LayerIntegratedGradients(fwd, model.embed)
         pad = ids == 0  # the note's own padding mask, also for the baseline (only embeddings move)
         attr, delta = lig.attribute(ids, baselines=text_baseline(ids), target=target, n_steps=n_steps,
                                     additional_forward_args=(pad,), method="gausslegendre",
-                                    return_convergence_delta=True, internal_batch_size=max(n_steps * n_win, 1))
+                                    return_convergence_delta=True, internal_batch_size=per * n_win)
         with torch.no_grad():
             diff = (model(ids, pad)[:, target] - model(text_baseline(ids), pad)[:, target]).mean()
     a = attr.detach().sum(-1)[:, 1:] / n_win
