@@ -8,10 +8,12 @@ from medai_core import notes as N
 from medai_core import records as R
 from medai_core.errors import MedAIError
 from medai_core.explain import EXPLAINERS, explainer_for
+from medai_core.explain import trust as T
 from medai_core.exports import note_attention_csv, note_attributions_csv, record_attention_csv, record_attributions_csv
 from medai_core.io.notes import MAX_NOTE_CHARS, Note, check_text, load_notes
 from medai_core.io.records import SCHEMA, SchemaError, load_records, record_from_form, schema_table
 from medai_core.models import get_spec
+from medai_core.plots_trust import maps_side_by_side
 from medai_core.report import note_report, record_report
 from medai_core.plots_records import (attention_bar, attention_heatmap, attribution_figure, class_probability_figure,
                                       importance_figure, risk_figure, word_bar)
@@ -123,6 +125,12 @@ def structured_tab() -> None:
              if "convergence_delta" in d else f"sum of contributions equals the risk difference to within {abs(d['sum_minus_difference']):.1e}")
     st.caption(f"{explainer_for(method, 'tabular')[1]['label']} in {exp.seconds * 1000:.0f} ms · {extra}. "
                "The reference is the typical training patient (see the form's pre-filled values).")
+    with st.expander("Can I trust these attributions? Sanity check and faithfulness", expanded=False):
+        names = [f.label for f in SCHEMA]
+        rep = ui.trust_panel(f"records|{key}", lambda progress: T.trust_record(model, spec, table, row, method, exp, progress),
+                             lambda r: st.plotly_chart(maps_side_by_side(r.cascade.trained, r.cascade.randomised, names,
+                                                                         "Attributions: trained vs fully randomised model"),
+                                                       key="records.sanity.maps"))
     st.subheader("Attention map")
     att = R.attention(model, table, row)
     names = [f.label for f in SCHEMA]
@@ -136,7 +144,8 @@ def structured_tab() -> None:
     with st.expander("All layers and heads"):
         st.plotly_chart(attention_heatmap(att, names, "CLS-to-feature attention"), key="records.attn_all")
     st.subheader("Take it away")
-    ui.take_away("records.take", lambda: record_report(table, row, spec, scores, exp, attention=att),
+    ui.take_away("records.take", lambda: record_report(table, row, spec, scores, exp, attention=att,
+                                                       sanity=rep.summary() if rep else None),
                  {"Attributions (CSV)": (f"record_{method}_attributions.csv", "text/csv",
                                          lambda: record_attributions_csv(exp, values=table.frame.iloc[row].to_dict())),
                   "Attention (CSV)": ("record_attention.csv", "text/csv", lambda: record_attention_csv(att))},
@@ -217,6 +226,12 @@ def notes_tab() -> None:
                "Red: evidence for the specialty; green: against. Hover a word for its value.")
     st.markdown(N.highlight_html(ta.tokens, ta.values, signed=True), unsafe_allow_html=True)
     st.plotly_chart(word_bar(N.top_words(ta.tokens, ta.values), f"Words that moved '{target}' most"), key="notes.words")
+    with st.expander("Can I trust these word attributions? Sanity check and faithfulness", expanded=False):
+        words_read = [enc.tokens.text[a:b] for a, b in enc.tokens.spans]
+        rep = ui.trust_panel(f"notes|{key}", lambda progress: T.trust_note(model, spec, vocab, enc, target, ta.values, progress),
+                             lambda r: st.plotly_chart(maps_side_by_side(r.cascade.trained, r.cascade.randomised, words_read,
+                                                                         "Word attributions: trained vs fully randomised model"),
+                                                       key="notes.sanity.maps"))
     st.subheader("Attention map")
     att = N.note_attention(model, enc)
     a1, a2 = st.columns(2)
@@ -231,7 +246,8 @@ def notes_tab() -> None:
     st.plotly_chart(attention_bar(np.asarray(w), [f"{wd} #{k + 1}" for k, wd in enumerate(words)],
                                   f"Most attended words, layer {layer + 1}", top=15), key="notes.attn")
     st.subheader("Take it away")
-    ui.take_away("notes.take", lambda: note_report(note.text, spec, vocab, pred, ta, attention=att, ref=note.ref),
+    ui.take_away("notes.take", lambda: note_report(note.text, spec, vocab, pred, ta, attention=att, ref=note.ref,
+                                                   sanity=rep.summary() if rep else None),
                  {"Word attributions (CSV)": ("note_attributions.csv", "text/csv", lambda: note_attributions_csv(ta.tokens, ta.values)),
                   "Attention (CSV)": ("note_attention.csv", "text/csv", lambda: note_attention_csv(enc.tokens, att))},
                  "medai_note")

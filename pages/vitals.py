@@ -6,10 +6,12 @@ import ui
 from medai_core import vitals as V
 from medai_core.errors import MedAIError
 from medai_core.explain import EXPLAINERS, explainer_for
+from medai_core.explain import trust as T
 from medai_core.io.vitals import SeriesError, load_series
 from medai_core.models import get_spec
 from medai_core.plots_vitals import attribution_heatmap, forecast_figure, threshold_warnings
 from medai_core.exports import series_attention_csv, series_attributions_csv, series_forecast_csv
+from medai_core.plots_trust import maps_side_by_side
 from medai_core.report import series_report
 from medai_core.samples import SYNTHETIC_SERIES, synthetic_series_csv
 
@@ -97,8 +99,15 @@ d = exp.diagnostics
 extra = f" · convergence delta {d['relative_delta']:.2%} of the output difference" if "relative_delta" in d else ""
 st.caption(f"{explainer_for(method, 'series')[1]['label']} in {exp.seconds * 1000:.0f} ms{extra}. Red raised the "
            "forecast, blue lowered it, measured against every value at its training mean.")
+with st.expander("Can I trust this map? Sanity check and faithfulness", expanded=False):
+    rep = ui.trust_panel(f"vitals|{key}", lambda progress: T.trust_forecast(model, spec, series, sig, ahead, method, exp, progress),
+                         lambda r: st.plotly_chart(maps_side_by_side(r.cascade.trained, r.cascade.randomised,
+                                                                     [x.label for x in signals],
+                                                                     "Contributions (step x signal): trained vs fully randomised"),
+                                                   key="vitals.sanity.maps"))
 st.subheader("Take it away")
-ui.take_away("vitals.take", lambda: series_report(series, spec, fc, exp, signal=sig, step_ahead=ahead, show_steps=show),
+ui.take_away("vitals.take", lambda: series_report(series, spec, fc, exp, signal=sig, step_ahead=ahead, show_steps=show,
+                                                   sanity=rep.summary() if rep else None),
              {"Attributions (CSV)": (f"{sig}_attributions.csv", "text/csv", lambda: series_attributions_csv(exp, series)),
               "Attention (CSV)": ("attention.csv", "text/csv", lambda: series_attention_csv(fc)),
               "Forecast (CSV)": ("forecast.csv", "text/csv", lambda: series_forecast_csv(fc))},
