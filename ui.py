@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import streamlit as st
 
-from medai_core.errors import MedAIError
+from medai_core.errors import Cancelled, MedAIError
 from medai_core.models import MODELS, get_spec, load_model
 
 K_JOBS = "ui.jobs"
@@ -39,10 +39,6 @@ def model_picker(modality: str, key: str) -> str:
 
 def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
-
-
-class Cancelled(MedAIError):
-    """The user cancelled a background computation."""
 
 
 @dataclass
@@ -91,6 +87,17 @@ def submit_job(key: str, label: str, fn: Callable[[Callable[[float], None]], Any
     if wait_s > 0:
         wait([job.future], timeout=wait_s)
     return job
+
+
+def estimate(model_name: str, modality: str, x: Any, method: str, params: dict) -> Any:
+    """The attribution's expected time on this machine (``explain.cost.estimate_seconds``: batched passes x
+    pass time measured here once per model and input shape), or None when it cannot be estimated."""
+    from medai_core.explain.cost import estimate_seconds
+
+    try:
+        return estimate_seconds(cached_model(model_name), modality, x, method, params)
+    except MedAIError:
+        return None
 
 
 def forget_job(key: str) -> None:

@@ -102,6 +102,10 @@ p2.plotly_chart(probability_figure(pred, muted=pred.ood), key="imaging.probs")
 col_a, col_b = st.columns(2)
 col_a.plotly_chart(image_figure(display, "Scan", zoom), key="imaging.original")
 job_key = f"{key}|{frame}|{model_name}|{method}|{target}|{sorted(params.items())}"
+est = ui.estimate(model_name, spec.modality, x, method, params) if method != "gradcam" else None
+est_text = "" if est is None else (f"estimated {est.seconds:.1f} s" + (f" (up to {est.seconds_max:.1f} s if the steps double)"
+                                                                       if est.seconds_max > est.seconds * 1.05 else "")
+                                   + f": {est.note}")
 job = ui.submit_job(job_key, meta["label"], lambda progress: explain(model, spec, x, method, target, progress, **params),
                      wait_s=1.0)
 polling = not job.done
@@ -118,7 +122,8 @@ def explanation_view() -> None:
     """Polls the background explanation, so the rest of the page never waits for it."""
     if not job.done:
         st.progress(job.progress, text=f"Computing {meta['label']} for '{target}' ({meta['passes']})… "
-                                        f"{job.progress:.0%}, {time.perf_counter() - job.started:.1f} s")
+                                        f"{job.progress:.0%}, {time.perf_counter() - job.started:.1f} s"
+                                        + (f"; {est_text}" if est_text else ""))
         st.button("Cancel", key="imaging.cancel", icon=":material/cancel:", on_click=cancel_explanation)
         return
     if polling:
@@ -131,7 +136,7 @@ def explanation_view() -> None:
     heat = normalise_map(exp.attributions, signed=meta["signed"], mode=sign)
     st.plotly_chart(image_figure(overlay(display, heat, opacity, cmap), f"{meta['label']}: '{target}'", zoom),
                     key="imaging.overlay")
-    facts = [f"{meta['label']} in {exp.seconds * 1000:.0f} ms"]
+    facts = [f"{meta['label']} in {exp.seconds * 1000:.0f} ms" + (f" ({est_text.split(':')[0]})" if est_text else "")]
     if "convergence_delta" in exp.diagnostics:
         d = exp.diagnostics
         facts.append(f"IG convergence delta {d['convergence_delta']:.4f} = {d['relative_delta']:.1%} of the "
@@ -154,8 +159,11 @@ if exp_done is not None:
             col.plotly_chart(image_figure(overlay(display, normalise_map(amap, signed=meta["signed"], mode=sign), opacity, cmap),
                                           f"{meta['label']}: {name}", zoom, width_hint=360), key=f"imaging.sanity.{name}")
 
+    one = est or ui.estimate(model_name, spec.modality, x, method, params)
+    stages = len(T.layer_groups(model))
     rep = ui.trust_panel(job_key, lambda progress: T.trust_image(model, spec, x, method, target, exp_done, progress, **params),
-                         show_maps)
+                         show_maps, "" if one is None else f"Expected about {stages * one.seconds + 2:.0f} s: {stages} "
+                         f"re-runs of {meta['label']} at ~{one.seconds:.2f} s each (measured here) plus ~2 s of curves.")
     sanity = rep.summary() if rep is not None else None
 
 st.subheader("How sure is the model?")
