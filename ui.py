@@ -195,8 +195,9 @@ def cached_heldout(name: str):  # noqa: ANN201 - a HeldOut
     return load_heldout(name)
 
 
-def _rate(v: float | None, ci: tuple[float, float] | None) -> str:
-    return "n/a" if v is None else f"{v:.0%}" + (f" ({ci[0]:.0%}-{ci[1]:.0%})" if ci else "")
+def _rate_metric(col: Any, label: str, v: float | None, ci: tuple[float, float] | None) -> None:
+    col.metric(label, "n/a" if v is None else f"{v:.0%}", f"95% CI {ci[0]:.0%}-{ci[1]:.0%}" if ci else None,
+               delta_color="off", delta_arrow="off")
 
 
 def reliability_panel(name: str, current: float | None, *, key: str, view: str | None = None,
@@ -230,17 +231,17 @@ def reliability_panel(name: str, current: float | None, *, key: str, view: str |
         default, what = 0.5, f"'{view}' vs the other classes (no shipped threshold: 0.5)"
     else:
         probs, outcomes, default, what = held.probs, held.outcomes, held.threshold, held.positive_label
-        if held.class_probs.size:
+        if held.positive_label not in held.labels:  # multi-class: "is the top label right?"
             x_title, y_title = "top-1 confidence", "share correct"
     thr = st.slider("Operating threshold", 0.0, 1.0, float(round(default, 2)), 0.01, key=f"{key}.{view}.thr",
                     help=f"Default {default:.2f}: {held.threshold_source if held.kind == 'classifier' and not view else 'see the model card'}. "
                          "Moving it changes only the rates below, not the model's decision.")
     op = operating_point(probs, outcomes, thr)
     c = st.columns(5)
-    c[0].metric("Sensitivity", _rate(op.sensitivity, op.sensitivity_ci))
-    c[1].metric("Specificity", _rate(op.specificity, op.specificity_ci))
-    c[2].metric("PPV", _rate(op.ppv, op.ppv_ci))
-    c[3].metric("NPV", _rate(op.npv, op.npv_ci))
+    _rate_metric(c[0], "Sensitivity", op.sensitivity, op.sensitivity_ci)
+    _rate_metric(c[1], "Specificity", op.specificity, op.specificity_ci)
+    _rate_metric(c[2], "PPV", op.ppv, op.ppv_ci)
+    _rate_metric(c[3], "NPV", op.npv, op.npv_ci)
     c[4].metric("Flagged", f"{op.flagged} of {op.n}")
     curve = reliability_curve(probs, outcomes)
     f1, f2 = st.columns(2)
@@ -250,7 +251,7 @@ def reliability_panel(name: str, current: float | None, *, key: str, view: str |
                     key=f"{key}.sweep")
     where = "" if current is None else (f" This case: **{current:.0%}**, " + ("at or above" if current >= thr else "below")
                                         + " the threshold.")
-    st.caption(f"{what}. 95% Wilson intervals in brackets.{where} {caption}")
+    st.caption(f"{what}. 95% Wilson intervals.{where} {caption}")
     if held.kind == "forecaster" and held.coverage:
         st.plotly_chart(coverage_figure(held.coverage, "Are the 10/50/90% quantiles honest? (held-out split)"),
                         key=f"{key}.cov")

@@ -70,8 +70,8 @@ def reliability_figure(curve: ReliabilityCurve, current_prob: float | None = Non
     fig.update_xaxes(range=[0, 1], title_text=x_title, row=2, col=1)
     fig.update_yaxes(range=[0, 1.02], title_text=y_title, row=1, col=1)
     fig.update_yaxes(title_text="cases", row=2, col=1)
-    fig.update_layout(title=title, height=460, margin=dict(l=10, r=10, t=50 if title else 30, b=40),
-                      legend=dict(orientation="h", y=1.02, x=0, yanchor="bottom"), bargap=0)
+    fig.update_layout(title=title, height=480, margin=dict(l=10, r=10, t=50 if title else 30, b=40),
+                      legend=dict(orientation="h", y=-0.18, x=0, yanchor="top"), bargap=0)
     return fig
 
 
@@ -88,9 +88,9 @@ def threshold_figure(sweep: ThresholdSweep, threshold: float | None = None, titl
     if threshold is not None:
         fig.add_vline(x=float(threshold), line_dash="dot", line_color=THRESHOLD, line_width=2,
                       annotation_text=f"threshold {threshold:.2f}", annotation_position="top")
-    fig.update_layout(title=title, height=340, margin=dict(l=10, r=10, t=50 if title else 30, b=40),
+    fig.update_layout(title=title, height=480, margin=dict(l=10, r=10, t=50 if title else 30, b=40),
                       xaxis=dict(range=[0, 1], title=x_title), yaxis=dict(range=[0, 1.02], title="rate on held-out split"),
-                      legend=dict(orientation="h", y=1.02, x=0, yanchor="bottom"), hovermode="x unified")
+                      legend=dict(orientation="h", y=-0.18, x=0, yanchor="top"), hovermode="x unified")
     return fig
 
 
@@ -137,8 +137,8 @@ def faithfulness_figure(curves, title: str = "") -> go.Figure:  # noqa: ANN001 -
     """Deletion and insertion curves of the shown map (most-attributed units first) against random orders."""
     c = curves
     fig = make_subplots(rows=1, cols=2, subplot_titles=(
-        f"Deletion (lower is better): AUC {c.deletion_auc:.3f} vs random {c.deletion_auc_random:.3f}",
-        f"Insertion (higher is better): AUC {c.insertion_auc:.3f} vs random {c.insertion_auc_random:.3f}"))
+        f"Deletion (lower is better)<br>AUC {c.deletion_auc:.3f}, random {c.deletion_auc_random:.3f}",
+        f"Insertion (higher is better)<br>AUC {c.insertion_auc:.3f}, random {c.insertion_auc_random:.3f}"))
     for col, (ours, rnd) in enumerate(((c.deletion, c.deletion_random), (c.insertion, c.insertion_random)), 1):
         fig.add_trace(go.Scatter(x=c.fractions, y=ours, mode="lines", name="map order", legendgroup="map",
                                  showlegend=col == 1, line=dict(color=MODEL, width=3)), row=1, col=col)

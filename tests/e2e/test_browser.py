@@ -66,11 +66,11 @@ def browser():
         b.close()
 
 
-def _shot(page, name: str) -> None:
+def _shot(page, name: str, full_page: bool = True) -> None:
     folder = os.environ.get("MEDAI_SCREENSHOTS")
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(folder) / name), full_page=True)
+        page.screenshot(path=str(Path(folder) / name), full_page=full_page)
 
 
 def test_upload_scan_shows_prediction_and_overlay(server, browser):
@@ -90,6 +90,48 @@ def test_upload_scan_shows_prediction_and_overlay(server, browser):
     page.get_by_text("Metadata (patient identifiers hidden)").click()
     page.get_by_text("hidden (identifier)").first.wait_for(state="attached", timeout=10_000)
     _shot(page, "imaging_metadata.png")
+    page.close()
+
+
+def test_imaging_sanity_check_and_report_download(server, browser):
+    """Click through the sanity check on the Imaging page, then download the case report (PDF, readable,
+    no patient name) and the de-identified DICOM (read back: identity removed)."""
+    import io
+
+    import pydicom
+    from pypdf import PdfReader
+
+    from medai_core.samples import sample_path
+
+    url, _ = server
+    page = browser.new_page(viewport={"width": 1500, "height": 1100}, accept_downloads=True)
+    page.goto(f"{url}/imaging")
+    page.get_by_text("Upload a scan in the sidebar").wait_for(timeout=60_000)
+    page.locator("input[type=file]").set_input_files(str(sample_path("Ultrasound, RGB (US1)")))
+    page.get_by_text("Grad-CAM: '").first.wait_for(timeout=60_000)
+    page.get_by_text("Sanity check of this map").click()
+    page.get_by_text("Randomisation check:").first.wait_for(timeout=120_000)
+    page.get_by_text("Faithfulness:").first.wait_for(timeout=10_000)
+    assert page.get_by_text("fully randomised model").count() >= 1
+    page.get_by_text("Can I trust this heatmap?").first.evaluate("e => e.scrollIntoView({block: 'start'})")
+    page.wait_for_timeout(1500)
+    _shot(page, "imaging_sanity.png", full_page=False)
+    page.get_by_text("How sure is the model?").first.evaluate("e => e.scrollIntoView({block: 'start'})")
+    page.wait_for_timeout(500)
+    _shot(page, "imaging_reliability.png", full_page=False)
+    with page.expect_download(timeout=60_000) as dl:
+        page.get_by_role("button", name="Case report (PDF)").click()
+    pdf = Path(dl.value.path()).read_bytes()
+    assert pdf.startswith(b"%PDF")
+    text = "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf)).pages)
+    assert "Randomisation" in text or "sanity" in text.lower()  # the verdict went into the report
+    assert "CompressedSamples" not in text and b"CompressedSamples" not in pdf  # the demo's patient name
+    # the de-identified DICOM: offered once the user confirms there is no burned-in text (ultrasound)
+    page.get_by_text("I have checked the image").click()
+    with page.expect_download(timeout=60_000) as dl:
+        page.get_by_role("button", name="De-identified DICOM").click()
+    ds = pydicom.dcmread(io.BytesIO(Path(dl.value.path()).read_bytes()))
+    assert ds.PatientIdentityRemoved == "YES" and "CompressedSamples" not in str(ds.get("PatientName", ""))
     page.close()
 
 
