@@ -231,7 +231,7 @@ def reliability_panel(name: str, current: float | None, *, key: str, view: str |
         default, what = 0.5, f"'{view}' vs the other classes (no shipped threshold: 0.5)"
     else:
         probs, outcomes, default, what = held.probs, held.outcomes, held.threshold, held.positive_label
-        if held.positive_label not in held.labels:  # multi-class: "is the top label right?"
+        if held.class_probs.size and held.positive_label not in held.labels:  # multi-class: "is the top label right?"
             x_title, y_title = "top-1 confidence", "share correct"
     thr = st.slider("Operating threshold", 0.0, 1.0, float(round(default, 2)), 0.01, key=f"{key}.{view}.thr",
                     help=f"Default {default:.2f}: {held.threshold_source if held.kind == 'classifier' and not view else 'see the model card'}. "

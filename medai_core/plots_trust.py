@@ -58,14 +58,15 @@ def reliability_figure(curve: ReliabilityCurve, current_prob: float | None = Non
                          marker_color=NEUTRAL, opacity=0.6, showlegend=False,
                          hovertemplate="%{x:.2f}: %{y} cases<extra></extra>"), row=2, col=1)
     if threshold is not None:
-        _vline(fig, float(threshold), f"threshold {threshold:.2f}", "top left", line_dash="dot",
+        _vline(fig, float(threshold), f"threshold {threshold:.2f}",
+               "top left" if current_prob is None or current_prob < 0.5 else "bottom right", line_dash="dot",
                line_color=THRESHOLD, line_width=2)
     if current_prob is not None:
         b = curve.bin_index(current_prob)
         seen = (f"; observed {curve.observed[b]:.0%} of {curve.counts[b]} in its bin" if curve.counts[b] else
                 "; no held-out case in its bin")
-        _vline(fig, float(current_prob), f"this case {current_prob:.2f}{seen}", "top right", line_color=CURRENT,
-               line_width=2)
+        _vline(fig, float(current_prob), f"this case {current_prob:.2f}{seen}",
+               "top right" if current_prob < 0.5 else "top left", line_color=CURRENT, line_width=2)
     fig.update_xaxes(range=[0, 1], row=1, col=1)
     fig.update_xaxes(range=[0, 1], title_text=x_title, row=2, col=1)
     fig.update_yaxes(range=[0, 1.02], title_text=y_title, row=1, col=1)
