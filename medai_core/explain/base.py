@@ -192,6 +192,8 @@ def thread_copy(model: nn.Module) -> nn.Module:
     if hit is not None and hit[0]() is model:
         return hit[1]
     clone = copy.deepcopy(model).eval()
+    if callable(getattr(clone, "prepare_for_attribution", None)):
+        clone = clone.prepare_for_attribution()  # e.g. BatchNorm folded, channels-last (busi_cnn)
     for p in clone.parameters():
         p.requires_grad_(False)  # attributions need input gradients only
     cache[id(model)] = (weakref.ref(model), clone)

@@ -85,6 +85,27 @@ class BusiNet(nn.Module):
         feats = torch.cat([F.adaptive_avg_pool2d(f3, 1).flatten(1), p4], 1)
         return self.fc(self.dropout(p4)), feats
 
+    def prepare_for_attribution(self) -> "BusiNet":
+        """This (eval-mode, private) copy made cheaper for the many forward + backward passes of attribution:
+        every BatchNorm folded into the convolution before it (exact in eval mode up to float rounding) and
+        the weights in channels-last layout. Profiled on IG (64 steps): convolutions are ~70% of the time,
+        BatchNorm forward + backward ~9%; channels-last speeds the convolutions up on this CPU (oneDNN).
+        Module names (``layer4`` for Grad-CAM) are kept; folded BatchNorms become ``nn.Identity``."""
+        from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+        def fold(parent: nn.Module, conv: str, bn: str) -> None:
+            setattr(parent, conv, fuse_conv_bn_eval(getattr(parent, conv), getattr(parent, bn)))
+            setattr(parent, bn, nn.Identity())
+
+        self.eval()
+        fold(self.stem, "0", "1")
+        for block in (self.layer1, self.layer2, self.layer3, self.layer4):
+            fold(block, "conv1", "bn1")
+            fold(block, "conv2", "bn2")
+            if isinstance(block.short, nn.Sequential):
+                fold(block.short, "0", "1")
+        return self.to(memory_format=torch.channels_last)
+
     def ood_score(self, feats: torch.Tensor) -> torch.Tensor:
         """Mahalanobis distance of pooled features to the training distribution, (N,)."""
         d = feats - self.ood_mean

@@ -150,3 +150,28 @@ def test_concurrent_explanations_match_sequential(busi):
         np.testing.assert_allclose(attr, ref, rtol=1e-4, atol=1e-6)
         k = next(i for i, xi in enumerate(inputs) if xi is x)
         assert p == pytest.approx(preds[k], abs=1e-6)
+
+
+def test_attribution_copy_is_folded_and_gives_the_same_maps(busi, scan_input):
+    """thread_copy folds busi_cnn's BatchNorms into its convolutions (channels-last) for speed: same logits and
+    the same maps as the unfolded model, and the shared model keeps its BatchNorms."""
+    import copy
+
+    import torch
+
+    from medai_core.explain.base import thread_copy
+    from medai_core.explain.image import gradcam, integrated_gradients, occlusion
+
+    model, _ = busi
+    folded = thread_copy(model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    plain = copy.deepcopy(model).eval()
+    for p in plain.parameters():
+        p.requires_grad_(False)
+    with torch.no_grad():
+        assert torch.allclose(plain(scan_input), folded(scan_input), atol=1e-5)
+    for fn in (lambda m: gradcam(m, scan_input, 1), lambda m: occlusion(m, scan_input, 1),
+               lambda m: integrated_gradients(m, scan_input, 1, n_steps=16, max_steps=16)):
+        a, b = fn(plain).attributions, fn(folded).attributions
+        assert np.abs(a - b).max() <= 1e-3 * np.abs(a).max()
