@@ -92,11 +92,10 @@ def submit_job(key: str, label: str, fn: Callable[[Callable[[float], None]], Any
 def estimate(model_name: str, modality: str, x: Any, method: str, params: dict) -> Any:
     """The attribution's expected time on this machine (``explain.cost.estimate_seconds``: batched passes x
     pass time measured here once per model and input shape), or None when it cannot be estimated."""
-    from medai_core.explain.base import thread_copy
     from medai_core.explain.cost import estimate_seconds
 
-    try:  # timed on the attribution copy the explainers run on (for busi_cnn: BatchNorm folded, channels-last)
-        return estimate_seconds(thread_copy(cached_model(model_name)), modality, x, method, params)
+    try:  # estimate_seconds times its passes on this thread's attribution copy, as the explainers run
+        return estimate_seconds(cached_model(model_name), modality, x, method, params)
     except MedAIError:
         return None
 

@@ -58,6 +58,7 @@ class ProtocolSession:
         self.session_id = ""
         self.page = ""
         self.page_hash = ""
+        self.finished = 0  # script runs (full or fragment) finished so far
         self.states: dict[str, object] = {}  # widget id -> WidgetState we keep sending
         self.fragments: dict[str, float] = {}  # fragment id -> auto-rerun interval
         self.view = RunView()
@@ -137,7 +138,7 @@ class ProtocolSession:
             elif kind == "delta" and msg.delta.WhichOneof("type") == "new_element":
                 self._element(msg.delta.new_element)
             elif kind == "script_finished":
-                pass
+                self.finished += 1
             self.changed.set()
 
     def _element(self, el) -> None:  # noqa: ANN001 - an Element proto
@@ -233,6 +234,13 @@ async def one_session(base: str, k: int, rounds: int, out: dict, timeout: float)
             await s.upload(label, name, data, mime)
             await s.wait_for(done, timeout)
             out[kind].append(time.perf_counter() - t0)
+            runs = s.finished  # let the run that drew the result finish: an error after it counts too
+            for _ in range(100):
+                if s.finished > runs or s.view.errors:
+                    break
+                await asyncio.sleep(0.05)
+            if s.view.errors:
+                raise RuntimeError(s.view.errors[0])
         except Exception as exc:  # noqa: BLE001 - every failure is an error of the run
             out["errors"].append(f"session {k} round {r} {kind}: {type(exc).__name__}: {str(exc)[:120]}")
 

@@ -98,6 +98,8 @@ class BusiNet(nn.Module):
             setattr(parent, bn, nn.Identity())
 
         self.eval()
+        if isinstance(self.stem[1], nn.Identity):  # already prepared
+            return self
         fold(self.stem, "0", "1")
         for block in (self.layer1, self.layer2, self.layer3, self.layer4):
             fold(block, "conv1", "bn1")

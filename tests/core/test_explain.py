@@ -164,6 +164,7 @@ def test_attribution_copy_is_folded_and_gives_the_same_maps(busi, scan_input):
 
     model, _ = busi
     folded = thread_copy(model)
+    assert thread_copy(folded) is not folded and copy.deepcopy(folded).prepare_for_attribution() is not None  # idempotent
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
     plain = copy.deepcopy(model).eval()
