@@ -91,11 +91,25 @@ def submit_job(key: str, label: str, fn: Callable[[Callable[[float], None]], Any
 
 def estimate(model_name: str, modality: str, x: Any, method: str, params: dict) -> Any:
     """The attribution's expected time on this machine (``explain.cost.estimate_seconds``: batched passes x
-    pass time measured here once per model and input shape), or None when it cannot be estimated."""
+    pass time measured here), or None when it cannot be estimated. Cost depends on the input's shape, not
+    its values, so it is computed once per process for each model, method, parameters and shape (measuring
+    it on every rerun made a copy of the model per session thread: 14% of the server's time under load)."""
+    import torch
+
+    if not isinstance(x, torch.Tensor):
+        return None
+    return _estimate(model_name, modality, tuple(x.shape), method, tuple(sorted((k, str(v)) for k, v in params.items())),
+                     _params=params)
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _estimate(model_name: str, modality: str, shape: tuple[int, ...], method: str, params_key: tuple, _params: dict) -> Any:
+    import torch
+
     from medai_core.explain.cost import estimate_seconds
 
-    try:  # estimate_seconds times its passes on this thread's attribution copy, as the explainers run
-        return estimate_seconds(cached_model(model_name), modality, x, method, params)
+    try:
+        return estimate_seconds(cached_model(model_name), modality, torch.zeros(shape), method, _params)
     except MedAIError:
         return None
 
