@@ -376,6 +376,19 @@ def deidentify_dicom(data: bytes, *, keep_dates: bool = False, allow_burned_in: 
         BurnedInText: the pixels may show identifiers (see ``burned_in_risk``) and ``allow_burned_in`` is False.
         InputError: (a subclass) the bytes are not a readable DICOM file.
     """
+    from ..errors import CorruptFile, InputError
+
+    try:
+        return _deidentify(data, keep_dates, allow_burned_in, salt)
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - pydicom parses lazily: a damaged element fails where it is read
+        # the type only: pydicom's messages can quote values (identifiers)
+        raise CorruptFile(f"The DICOM header is damaged ({type(exc).__name__}), so a de-identified copy cannot be "
+                          "written.") from None
+
+
+def _deidentify(data: bytes, keep_dates: bool, allow_burned_in: bool, salt: str | None) -> DeidResult:
     from .dicom import read_dataset
 
     ds = read_dataset(data)

@@ -297,3 +297,17 @@ def test_garbled_or_offset_timestamps():
     offsets = b"".join(f"2024-03-01T10:{5 * i:02d}+01:00,{100 + i}\n".encode() for i in range(10))
     s = load_series(b"timestamp,Glucose\n" + offsets + b"2024-03-01T09:50:00+00:00,124\n", CGM_SERIES)
     assert s.n_steps == 11 and s.values[-1, 0] == 124  # 09:50 UTC = 10:50 +01:00, right after 10:45
+
+
+def test_unknown_value_representation_in_deidentify_is_an_input_error():
+    """Found by the long fuzz run: a file meta element whose VR was garbled to 'TI' made pydicom raise
+    NotImplementedError inside the de-identification export. It is a CorruptFile now, naming no value."""
+    from medai_core.errors import CorruptFile
+    from medai_core.io.deid import deidentify_dicom
+
+    data = make_dicom(np.zeros((8, 8), np.uint8), patient_name="Zzyzx^Planted")
+    i = data.index(b"\x02\x00\x02\x00UI")  # (0002,0002) MediaStorageSOPClassUID, explicit VR
+    bad = data[:i + 4] + b"TI" + data[i + 6:]
+    with pytest.raises(CorruptFile) as err:
+        deidentify_dicom(bad, allow_burned_in=True)
+    assert "Zzyzx" not in str(err.value)
