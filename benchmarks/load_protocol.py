@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
-import statistics
 import sys
 import tempfile
 import time
@@ -31,11 +30,9 @@ from dataclasses import dataclass, field
 from http.cookiejar import CookieJar
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_startup import ROOT, free_port, start_server, stop  # noqa: E402
-from load_test import records_csv, scan_png, stay_csv  # noqa: E402
+from load_test import records_csv, report, scan_png, stay_csv, wait_healthy  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
 
@@ -260,10 +257,6 @@ async def one_session(base: str, k: int, rounds: int, out: dict, timeout: float)
         await s.close()
 
 
-def pct(xs: list[float], q: float) -> float:
-    return float(np.percentile(xs, q)) if xs else float("nan")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sessions", type=int, default=10)
@@ -282,12 +275,7 @@ def main() -> None:
         base = f"http://127.0.0.1:{port}"
     out: dict = {"scan": [], "records": [], "forecast": [], "errors": []}
     try:
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(f"{base}/_stcore/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_healthy(base)
 
         async def run() -> None:
             await asyncio.gather(*(one_session(base, k, args.rounds, out, args.timeout) for k in range(args.sessions)))
@@ -299,24 +287,8 @@ def main() -> None:
         if proc is not None:
             stop(proc)
     log.seek(0)
-    text = log.read()
-    tracebacks = [m.start() for m in re.finditer(r"Traceback \(most recent call last\)", text)]
-    print(f"# protocol load test: {args.sessions} concurrent sessions x {args.rounds} rounds, one server, "
-          f"wall {wall:.0f} s")
-    print("| work (upload -> result received) | n | p50 s | p95 s | max s |")
-    print("|---|---|---|---|---|")
-    for key, label in (("scan", "scan -> prediction + Grad-CAM"), ("records", "20-record CSV -> risk table + explanation"),
-                       ("forecast", "ICU stay CSV -> forecast + attributions")):
-        xs = out[key]
-        print(f"| {label} | {len(xs)} | {statistics.median(xs) if xs else float('nan'):.2f} | {pct(xs, 95):.2f} | "
-              f"{max(xs) if xs else float('nan'):.2f} |")
-    print(f"\nerrors: {len(out['errors'])} in the sessions, {len(tracebacks)} tracebacks in the server log")
-    for e in out["errors"][:20]:
-        print(" -", e)
-    for start in tracebacks[:3]:
-        lines = text[start:].splitlines()
-        end = next((i for i, ln in enumerate(lines[1:], 1) if ln and not ln.startswith(" ")), len(lines) - 1)
-        print("\n--- server traceback (first and last frames) ---\n" + "\n".join(lines[:5] + ["  ..."] + lines[max(5, end - 8):end + 1]))
+    report(f"# protocol load test: {args.sessions} concurrent sessions x {args.rounds} rounds, one server, "
+           f"wall {wall:.0f} s", out, log.read())
 
 
 if __name__ == "__main__":

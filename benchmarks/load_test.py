@@ -112,6 +112,40 @@ def pct(xs: list[float], q: float) -> float:
     return float(np.percentile(xs, q)) if xs else float("nan")
 
 
+def wait_healthy(url: str, tries: int = 300) -> None:
+    """Until the server answers ``/_stcore/health`` (at most ``tries`` x 0.1 s)."""
+    import urllib.request
+
+    for _ in range(tries):
+        try:
+            urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
+            return
+        except OSError:
+            time.sleep(0.1)
+
+
+def report(title: str, out: dict, log_text: str) -> None:
+    """The latency table (p50/p95/max per kind of work), the errors, and the server log's tracebacks
+    (first and last frames of up to three)."""
+    starts = [m.start() for m in re.finditer(r"Traceback \(most recent call last\)", log_text)]
+    print(title)
+    print("| work (upload -> result) | n | p50 s | p95 s | max s |")
+    print("|---|---|---|---|---|")
+    for key, label in (("scan", "scan -> prediction + Grad-CAM"), ("records", "20-record CSV -> risk table + explanation"),
+                       ("forecast", "ICU stay CSV -> forecast + attributions")):
+        xs = out[key]
+        print(f"| {label} | {len(xs)} | {statistics.median(xs) if xs else float('nan'):.2f} | {pct(xs, 95):.2f} | "
+              f"{max(xs) if xs else float('nan'):.2f} |")
+    print(f"\nerrors: {len(out['errors'])} in the sessions, {len(starts)} tracebacks in the server log")
+    for e in out["errors"][:20]:
+        print(" -", e)
+    for start in starts[:3]:
+        lines = log_text[start:].splitlines()
+        end = next((i for i, ln in enumerate(lines[1:], 1) if ln and not ln.startswith(" ")), len(lines) - 1)
+        print("\n--- server traceback (first and last frames) ---\n"
+              + "\n".join(lines[:5] + ["  ..."] + lines[max(5, end - 8):end + 1]))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sessions", type=int, default=10)
@@ -124,33 +158,15 @@ def main() -> None:
     proc = start_server(port, log=log)
     url = f"http://127.0.0.1:{port}"
     try:
-        import urllib.request
-
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_healthy(url)
         t0 = time.perf_counter()
         out = asyncio.run(asyncio.wait_for(run(url, args.sessions, args.rounds, args.timeout), args.deadline))
         wall = time.perf_counter() - t0
     finally:
         stop(proc)
     log.seek(0)
-    tracebacks = len(re.findall(r"Traceback \(most recent call last\)", log.read()))
-    print(f"# load test: {args.sessions} concurrent browser sessions x {args.rounds} rounds, one server, "
-          f"wall {wall:.0f} s")
-    print("| work (upload -> result on screen) | n | p50 s | p95 s | max s |")
-    print("|---|---|---|---|---|")
-    for key, label in (("scan", "scan -> prediction + Grad-CAM"), ("records", "20-record CSV -> risk table + explanation"),
-                       ("forecast", "ICU stay CSV -> forecast + attributions")):
-        xs = out[key]
-        print(f"| {label} | {len(xs)} | {statistics.median(xs) if xs else float('nan'):.2f} | {pct(xs, 95):.2f} | "
-              f"{max(xs) if xs else float('nan'):.2f} |")
-    print(f"\nerrors: {len(out['errors'])} in the sessions, {tracebacks} tracebacks in the server log")
-    for e in out["errors"][:20]:
-        print(" -", e)
+    report(f"# load test: {args.sessions} concurrent browser sessions x {args.rounds} rounds, one server, "
+           f"wall {wall:.0f} s", out, log.read())
 
 
 if __name__ == "__main__":
