@@ -379,13 +379,36 @@ def deidentify_dicom(data: bytes, *, keep_dates: bool = False, allow_burned_in: 
     from ..errors import CorruptFile, InputError
 
     try:
-        return _deidentify(data, keep_dates, allow_burned_in, salt)
+        result = _deidentify(data, keep_dates, allow_burned_in, salt)
+        problem = _verify_export(result.data)
     except InputError:
         raise
     except Exception as exc:  # noqa: BLE001 - pydicom parses lazily: a damaged element fails where it is read
         # the type only: pydicom's messages can quote values (identifiers)
         raise CorruptFile(f"The DICOM header is damaged ({type(exc).__name__}), so a de-identified copy cannot be "
                           "written.") from None
+    if problem:
+        raise CorruptFile(f"The DICOM file's structure is damaged: read back, the de-identified copy {problem}, "
+                          "so it is not offered.")
+    return result
+
+
+def _verify_export(data: bytes) -> str | None:
+    """Read the export back as any receiver would and check the profile held; a reason if not, else None.
+
+    A damaged input (found by fuzzing: a mutated length) can be written out cleanly yet parse differently,
+    e.g. trailing bytes re-read as a private element; the only safe check is on the bytes that leave."""
+    import pydicom
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = pydicom.dcmread(io.BytesIO(data))
+        if str(ds.get("PatientIdentityRemoved", "")).strip().upper() != "YES":
+            return "does not state that the patient identity was removed"
+        for elem in ds.iterall():
+            if elem.tag.is_private:
+                return "still holds private attributes"
+    return None
 
 
 def _deidentify(data: bytes, keep_dates: bool, allow_burned_in: bool, salt: str | None) -> DeidResult:

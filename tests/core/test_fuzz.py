@@ -311,3 +311,29 @@ def test_unknown_value_representation_in_deidentify_is_an_input_error():
     with pytest.raises(CorruptFile) as err:
         deidentify_dicom(bad, allow_burned_in=True)
     assert "Zzyzx" not in str(err.value)
+
+
+def test_export_is_verified_by_reading_it_back(monkeypatch):
+    """Found by the long fuzz run: a damaged input (a mutated length) was exported without error, but the bytes
+    read back as a different structure (no PatientIdentityRemoved, a private element). The export now reads
+    its own bytes back and refuses when the profile does not hold there."""
+    import pydicom
+
+    from medai_core.errors import CorruptFile
+    from medai_core.io import deid
+
+    clean = deid.deidentify_dicom(make_dicom(np.zeros((8, 8), np.uint8)), allow_burned_in=True).data
+    assert deid._verify_export(clean) is None
+    ds = pydicom.dcmread(io.BytesIO(clean))
+    del ds.PatientIdentityRemoved
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    assert "identity" in deid._verify_export(buf.getvalue())
+    ds = pydicom.dcmread(io.BytesIO(clean))
+    ds.add_new(0x00291010, "LO", "vendor")
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    assert "private" in deid._verify_export(buf.getvalue())
+    monkeypatch.setattr(deid, "_verify_export", lambda data: "still holds private attributes")
+    with pytest.raises(CorruptFile, match="read back"):
+        deid.deidentify_dicom(make_dicom(np.zeros((8, 8), np.uint8)), allow_burned_in=True)
