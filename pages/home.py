@@ -33,6 +33,18 @@ with c3:
                 "warnings; the model's attention over past hours and Integrated Gradients over hour x signal.")
     st.page_link("pages/vitals.py", label="Open Vital signs", icon=":material/arrow_forward:")
 
+st.header("In every workspace")
+st.markdown(
+    "- **Can I trust this map?** A sanity check re-runs the explainer with the model's layers randomised from the "
+    "output down (trained and randomised maps side by side, rank correlation, verdict) and deletes / inserts the "
+    "most-attributed parts of the input against random orders.\n"
+    "- **How sure?** The model's reliability diagram on its held-out split with this case on it, and an adjustable "
+    "operating threshold with sensitivity, specificity, PPV and NPV on that split.\n"
+    "- **How fast?** Every result shows its latency; long attributions show an estimate, progress and Cancel.\n"
+    "- **Take it away.** A case report (PDF, or ZIP with every figure as PNG and the CSVs) without patient "
+    "identifiers unless you include them, attention and attribution CSVs, and a de-identified DICOM "
+    "(DICOM PS3.15 basic profile).")
+
 st.header("Models")
 for name in MODELS:
     spec = get_spec(name)
