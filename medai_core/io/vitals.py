@@ -129,7 +129,13 @@ def wide_to_long(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
             problems.append(f"Timestamps go backwards at rows {_rows(df.index[back])}; sort the file by time.")
     if problems:
         raise SeriesError(problems)
-    long = df.melt(id_vars=[tcol], var_name="parameter", value_name="value").rename(columns={tcol: "time"})
+    # built by hand, not DataFrame.melt: melt refuses a wide file whose signal columns include one named
+    # "value" or "parameter" (found by the long fuzz run); such a column is just an unknown signal here
+    vals = df.iloc[:, 1:]
+    n, k = vals.shape
+    long = pd.DataFrame({"time": np.tile(df.iloc[:, 0].to_numpy(), k),
+                         "parameter": np.repeat(np.asarray(vals.columns, dtype=object), n),
+                         "value": vals.to_numpy(dtype=object).T.ravel()})
     return long, []
 
 

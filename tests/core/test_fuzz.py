@@ -337,3 +337,21 @@ def test_export_is_verified_by_reading_it_back(monkeypatch):
     monkeypatch.setattr(deid, "_verify_export", lambda data: "still holds private attributes")
     with pytest.raises(CorruptFile, match="read back"):
         deid.deidentify_dicom(make_dicom(np.zeros((8, 8), np.uint8)), allow_burned_in=True)
+
+
+@pytest.mark.parametrize("name", ["value", "parameter"])
+def test_wide_series_with_a_column_named_like_the_long_format(name):
+    """Found by the long fuzz run: a wide series with a column named 'value' made pandas' melt raise
+    ValueError. That column is now an unknown signal like any other (a notice), and the rest loads."""
+    from medai_core.io.vitals import SeriesError, load_series
+    from medai_core.models import get_spec
+
+    spec = get_spec("icu_gru").extra["series"]
+    rows = "\n".join(f"{h:02d}:00,{80 + h},{70 + h % 3},x" for h in range(8))
+    data = f"timestamp,HR,MAP,{name}\n{rows}\n".encode()
+    try:
+        series = load_series(data, spec)
+    except SeriesError as err:  # a clear error is allowed; a pandas ValueError is not
+        assert err.problems
+        return
+    assert any(name in n for n in series.notices)
