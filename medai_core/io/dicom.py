@@ -7,6 +7,7 @@ the VOI LUT / window (PS3.3 C.11.2) are applied as the standard says.
 from __future__ import annotations
 
 import io
+import logging
 import warnings
 from typing import Any
 
@@ -15,6 +16,13 @@ import numpy as np
 from ..errors import CorruptFile, InputError, NoPixelData, UndecodablePixelData, UnsupportedFormat
 from .deid import is_identifying
 from .scan import MetaItem, Scan, check_pixels, check_size, full_range_window
+
+# pydicom reports damaged elements on its "pydicom" logger as well as with warnings, and that logger passes
+# records up to the root logger: a message that quotes an element's value (a name, an ID) would reach any
+# log the host application configures. Uploads are never logged (a test plants identifiers and searches
+# the server log), so the library's records stop here; problems reach the user as InputError messages.
+logging.getLogger("pydicom").propagate = False
+logging.getLogger("pydicom").addHandler(logging.NullHandler())
 
 _MAX_VALUE_CHARS = 120
 

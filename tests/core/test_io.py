@@ -184,3 +184,29 @@ def test_identifiers_hidden_unless_revealed():
     assert any("Fakename" in r["value"] for r in shown)
     # non-identifying attributes stay visible
     assert any(r["attribute"] == "Modality" and r["value"] == "US" for r in hidden)
+
+
+def test_pydicom_log_records_never_reach_the_root_logger():
+    """pydicom logs damaged elements (possibly quoting values) on its own logger; nothing may propagate to the
+    application's logs (a handler on the root logger, as a host application would add, sees nothing)."""
+    import logging
+
+    import medai_core.io.dicom  # noqa: F401  (configures the logger)
+
+    seen: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    root = logging.getLogger()
+    handler, level = Collect(logging.DEBUG), root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        logging.getLogger("pydicom").warning("value Zzyzx^Planted")
+        logging.getLogger("medai-test").warning("control")
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    assert seen == ["control"]
