@@ -371,9 +371,10 @@ def trust_panel(key: str, run: Callable[[Callable[[float], None]], Any], show_ma
     a, b = st.columns(2)
     a.plotly_chart(cascade_figure(c.stages, RANDOMISATION_PASS, RANDOMISATION_FAIL, "Cascading randomisation"),
                    key=f"{wkey}.cascade")
-    b.plotly_chart(faithfulness_figure(f, f"Deleting / inserting {f.unit} (reference: {f.reference})"),
+    b.plotly_chart(faithfulness_figure(f, f"Deleting / inserting {f.unit}"),
                    key=f"{wkey}.faith")
-    st.caption(f"Sanity check in {c.seconds:.1f} s, curves in {f.seconds:.1f} s; randomised models are copies (the "
+    st.caption(f"Removed parts take the reference: {f.reference}. "
+               f"Sanity check in {c.seconds:.1f} s, curves in {f.seconds:.1f} s; randomised models are copies (the "
                "shared model is never touched) and are cached. Pass |Spearman| <= "
                f"{RANDOMISATION_PASS}, fail > {RANDOMISATION_FAIL}.")
     import json

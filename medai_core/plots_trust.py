@@ -58,8 +58,9 @@ def reliability_figure(curve: ReliabilityCurve, current_prob: float | None = Non
                          marker_color=NEUTRAL, opacity=0.6, showlegend=False,
                          hovertemplate="%{x:.2f}: %{y} cases<extra></extra>"), row=2, col=1)
     if threshold is not None:
+        # the threshold's label sits low in the panel, the case's label at the top: they never collide
         _vline(fig, float(threshold), f"threshold {threshold:.2f}",
-               "top left" if current_prob is None or current_prob < 0.5 else "bottom right", line_dash="dot",
+               "bottom right" if threshold < 0.5 else "bottom left", line_dash="dot",
                line_color=THRESHOLD, line_width=2)
     if current_prob is not None:
         b = curve.bin_index(current_prob)
@@ -108,7 +109,7 @@ def coverage_figure(coverage: Sequence[Coverage], title: str = "") -> go.Figure:
     fig.update_layout(title=title, height=360, margin=dict(l=10, r=10, t=50 if title else 30, b=40),
                       xaxis=dict(range=[0, 1], title="forecast quantile (nominal)", tickformat=".0%"),
                       yaxis=dict(range=[0, 1], title="observed values at or below it", tickformat=".0%"),
-                      legend=dict(orientation="h", y=1.02, x=0, yanchor="bottom"))
+                      legend=dict(orientation="h", y=-0.2, x=0, yanchor="top"))
     return fig
 
 
