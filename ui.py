@@ -239,6 +239,11 @@ def reliability_panel(name: str, current: float | None, *, key: str, view: str |
         alarm = held.alarm(view) if view else held.alarms[0]
         probs, outcomes, default = alarm.scores, alarm.outcomes, alarm.threshold
         what = f"alarm: {alarm.title}"
+        n_start = int(alarm.at_start.sum())
+        if n_start and st.checkbox(f"New crossings only (leave out the {n_start} held-out windows already past the limit "
+                                   "when the forecast starts)", key=f"{key}.{view}.new"):
+            probs, outcomes = alarm.new_events_only()
+            what += ", new crossings only"
         x_title, y_title = "predicted probability of the alarm event", "share with the event"
     elif view and held.class_probs.size:
         probs, outcomes = held.one_vs_rest(view)

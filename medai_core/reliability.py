@@ -325,6 +325,8 @@ class Alarm:
             limit" warning, mapped through the calibration).
         description: how events and scores were defined, in words.
         calibration: Platt (a, b) applied to the raw quantile-derived score; (1, 0) is none.
+        at_start: (n,) True where the last observed value before the horizon was already past the limit
+            (the "event" is then the state continuing, not a new crossing); empty when not recorded.
     """
 
     key: str
@@ -340,6 +342,15 @@ class Alarm:
     threshold: float
     description: str
     calibration: tuple[float, float] = (1.0, 0.0)
+    at_start: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+
+    def new_events_only(self) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, outcomes) without the windows already past the limit when the forecast starts, so the
+        rates describe new crossings only (a forecaster gets the others mostly from the last value)."""
+        if self.at_start.size != self.scores.size:
+            return self.scores, self.outcomes
+        keep = ~self.at_start
+        return self.scores[keep], self.outcomes[keep]
 
     def score(self, quantiles: np.ndarray) -> np.ndarray:
         """The alarm score of a forecast, on the same scale as ``scores`` and ``threshold``.
@@ -503,7 +514,7 @@ def parse_heldout(d: dict[str, Any]) -> HeldOut:
         alarms = tuple(Alarm(a["key"], a["signal"], a["label"], a["unit"], a["direction"], float(a["limit"]),
                              int(a["horizon_steps"]), int(a["step_minutes"]), _arr(a["scores"], float),
                              _arr(a["outcomes"], bool), float(a["threshold"]), a["description"],
-                             tuple(a.get("calibration", (1.0, 0.0))))
+                             tuple(a.get("calibration", (1.0, 0.0))), _arr(a.get("at_start"), bool))
                        for a in d.get("alarms", []))
         thr = d.get("threshold")
         return HeldOut(

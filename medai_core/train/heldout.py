@@ -242,16 +242,18 @@ def _alarm_rows(test: tuple[np.ndarray, ...], val: tuple[np.ndarray, ...], defs:
                 ) -> list[dict[str, Any]]:
     """Per alarm: calibration fitted on every validation window, then score and outcome of each (subsampled)
     test window with an observed value in the horizon. ``test`` / ``val``: (pred (N, H, T, 3), y (N, H, T),
-    ymask (N, H, T), valid (N, T) where a previous value exists)."""
+    ymask (N, H, T), last (N, T) the last observed value before the horizon, NaN where there is none)."""
     from ..reliability import platt
 
     rows = []
     for t, s, direction, limit, source in defs:
-        scored = {}
-        for part, (pred, y, ok, valid) in (("test", test), ("val", val)):
-            keep = valid[:, t] & ok[:, :, t].any(1)
+        scored, at_start = {}, None
+        for part, (pred, y, ok, last) in (("test", test), ("val", val)):
+            keep = ~np.isnan(last[:, t]) & ok[:, :, t].any(1)
             scored[part] = (alarm_probability(pred[keep, :, t, :], limit, direction),
                             alarm_events(y[keep, :, t], ok[keep, :, t], limit, direction))
+            if part == "test":  # already past the limit when the forecast starts: not a new event
+                at_start = alarm_events(last[keep, t:t + 1], np.ones((int(keep.sum()), 1), bool), limit, direction)
         cal = fit_alarm_calibration(*scored["val"])
         raw, event = scored["test"]
         horizon = test[1].shape[1]
@@ -271,7 +273,9 @@ def _alarm_rows(test: tuple[np.ndarray, ...], val: tuple[np.ndarray, ...], defs:
                 + "; the default threshold is the vitals page's warning, the 80% interval reaching the limit. Windows "
                   "with no observed value in the horizon are left out."),
             "n_events": int(event.sum()), "n_val_events": int(scored["val"][1].sum()),
-            "scores": platt(raw, cal) if calibrated else raw, "outcomes": event.astype(int)})
+            "n_new_events": int((event & ~at_start).sum()), "n_at_start": int(at_start.sum()),
+            "scores": platt(raw, cal) if calibrated else raw, "outcomes": event.astype(int),
+            "at_start": at_start.astype(int)})
     return rows
 
 
@@ -304,8 +308,7 @@ def heldout_icu(path: Path) -> dict[str, Any]:
                card["test"]["signals"][s.name]["coverage80"], rep)
 
     def parts(k: str, sub: np.ndarray | slice = slice(None)) -> tuple[np.ndarray, ...]:
-        valid = ~np.isnan(win[k]["last"])
-        return pred[k][sub], win[k]["y"][sub], win[k]["ymask"][sub], valid[sub]
+        return pred[k][sub], win[k]["y"][sub], win[k]["ymask"][sub], win[k]["last"][sub]
 
     # every other 6 h block of each stay, alternating between stays: non-overlapping horizons, all hours
     sub = ((w["end"] - 12) % 6 == 0) & ((((w["end"] - 12) // 6) + w["stay"]) % 2 == 0)
@@ -346,7 +349,7 @@ def heldout_cgm(path: Path) -> dict[str, Any]:
         _check("cgm_gru", k, res[k], card["test"][k], rep)
 
     def parts(k: str, sub: np.ndarray | slice = slice(None)) -> tuple[np.ndarray, ...]:
-        return pred[k][sub], win[k]["y"][sub], win[k]["ymask"][sub], np.ones((len(win[k]["x"]), 1), bool)[sub]
+        return pred[k][sub], win[k]["y"][sub], win[k]["ymask"][sub], win[k]["last"][sub]
 
     sub = np.arange(0, len(w["x"]), CGM_ALARM_STRIDE)
     defs = alarm_definitions(CGM_SIGNALS, CGM_EXTRA_ALARMS)

@@ -362,3 +362,17 @@ def test_threshold_and_coverage_figures():
     fig = coverage_figure(ho.coverage)
     assert [t.name for t in fig.data] == ["perfect"] + [c.label for c in ho.coverage]
     assert list(fig.data[1].x) == [0.1, 0.5, 0.9]
+
+
+def test_alarm_new_events_only_leaves_out_windows_already_past_the_limit():
+    """Windows whose last value was already past the limit inflate an alarm's sensitivity (the forecaster
+    gets them from the last value); the held-out files record them and new_events_only() drops them."""
+    from medai_core.reliability import load_heldout, operating_point
+
+    a = load_heldout("icu_gru").alarm("MAP_low_65")
+    assert a.at_start.shape == a.scores.shape and 0 < a.at_start.sum() < a.scores.size
+    s, o = a.new_events_only()
+    assert len(s) == int((~a.at_start).sum()) and int(o.sum()) == int((a.outcomes & ~a.at_start).sum())
+    full = operating_point(a.scores, a.outcomes, a.threshold).sensitivity
+    new = operating_point(s, o, a.threshold).sensitivity
+    assert new < full  # measured 0.74 vs 0.83
