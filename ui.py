@@ -46,41 +46,38 @@ class Job:
     """A background computation with progress, owned by one session."""
 
     label: str
-    future: Future
+    future: Future | None = None
     started: float = field(default_factory=time.perf_counter)
     progress: float = 0.0
     cancel: threading.Event = field(default_factory=threading.Event)
 
     @property
     def done(self) -> bool:
-        return self.future.done()
+        return self.future is not None and self.future.done()
 
 
 def submit_job(key: str, label: str, fn: Callable[[Callable[[float], None]], Any], keep: int = 8,
                wait_s: float = 0.0) -> Job:
     """Start ``fn(progress)`` in the background once per ``key`` for this session.
 
-    Jobs live in this session's state only, so no session sees another's results. A new job is waited
-    for up to ``wait_s`` seconds: a quick one (Grad-CAM, tens of ms) is then drawn in this same run,
-    and only slow ones make the page poll (each poll is a fragment rerun, and the last one a full rerun).
+    Jobs live in this session's state only, so no session sees another's results. ``progress`` records the
+    fraction done and raises ``Cancelled`` once the job's ``cancel`` is set (``explain.base.cancellable``), so
+    a cancelled explainer stops at its next model pass. A new job is waited for up to ``wait_s`` seconds: a
+    quick one (Grad-CAM, tens of ms) is then drawn in this same run, and only slow ones make the page poll
+    (each poll is a fragment rerun, and the last one a full rerun).
     """
+    from medai_core.explain.base import cancellable
+
     jobs: dict[str, Job] = st.session_state.setdefault(K_JOBS, {})
     job = jobs.get(key)
     if job is not None:
         return job
-    holder: dict[str, Job] = {}
-    ready = threading.Event()
+    job = Job(label)
 
-    def progress(p: float) -> None:
-        ready.wait(1.0)
-        if "job" in holder:
-            if holder["job"].cancel.is_set():  # raised inside the model's forward: Captum stops at this batch
-                raise Cancelled(f"{label} was cancelled.")
-            holder["job"].progress = p
+    def record(p: float) -> None:
+        job.progress = p
 
-    job = Job(label, _executor().submit(fn, progress))
-    holder["job"] = job
-    ready.set()
+    job.future = _executor().submit(fn, cancellable(record, job.cancel))
     jobs[key] = job
     while len(jobs) > keep:
         jobs.pop(next(iter(jobs)))
@@ -226,55 +223,57 @@ def reliability_panel(name: str, current: float | None, *, key: str, view: str |
             forecasters the alarm key.
     Returns the threshold the user chose (None when the model has no held-out file).
     """
-    from medai_core.plots_trust import coverage_figure, reliability_figure, threshold_figure
-    from medai_core.reliability import operating_point, reliability_curve, threshold_sweep
+    from medai_core.plots_trust import coverage_figure
+    from medai_core.reliability import operating_point, reliability_view
 
     try:
         held = cached_heldout(name)
     except MedAIError as err:
         st.warning(f"No held-out reliability for {name}: {err}")
         return None
-    x_title, y_title = "predicted probability", "observed frequency"
+    new_only = False
     if held.kind == "forecaster":
-        alarm = held.alarm(view) if view else held.alarms[0]
-        probs, outcomes, default = alarm.scores, alarm.outcomes, alarm.threshold
-        what = f"alarm: {alarm.title}"
-        n_start = int(alarm.at_start.sum())
-        if n_start and st.checkbox(f"New crossings only (leave out the {n_start} held-out windows already past the limit "
-                                   "when the forecast starts)", key=f"{key}.{view}.new"):
-            probs, outcomes = alarm.new_events_only()
-            what += ", new crossings only"
-        x_title, y_title = "predicted probability of the alarm event", "share with the event"
-    elif view and held.class_probs.size:
-        probs, outcomes = held.one_vs_rest(view)
-        default, what = 0.5, f"'{view}' vs the other classes (no shipped threshold: 0.5)"
-    else:
-        probs, outcomes, default, what = held.probs, held.outcomes, held.threshold, held.positive_label
-        if held.class_probs.size and held.positive_label not in held.labels:  # multi-class: "is the top label right?"
-            x_title, y_title = "top-1 confidence", "share correct"
-    thr = st.slider("Operating threshold", 0.0, 1.0, float(round(default, 2)), 0.01, key=f"{key}.{view}.thr",
-                    help=f"Default {default:.2f}: {held.threshold_source if held.kind == 'classifier' and not view else 'see the model card'}. "
+        n_start = int((held.alarm(view) if view else held.alarms[0]).at_start.sum())
+        new_only = bool(n_start) and st.checkbox(
+            f"New crossings only (leave out the {n_start} held-out windows already past the limit when the forecast "
+            "starts)", key=f"{key}.{view}.new")
+    v = reliability_view(held, view, new_only)
+    thr = st.slider("Operating threshold", 0.0, 1.0, float(round(v.default_threshold, 2)), 0.01, key=f"{key}.{view}.thr",
+                    help=f"Default {v.default_threshold:.2f}: {v.threshold_source}. "
                          "Moving it changes only the rates below, not the model's decision.")
-    op = operating_point(probs, outcomes, thr)
+    op = operating_point(v.probs, v.outcomes, thr)
     c = st.columns(5)
     _rate_metric(c[0], "Sensitivity", op.sensitivity, op.sensitivity_ci)
     _rate_metric(c[1], "Specificity", op.specificity, op.specificity_ci)
     _rate_metric(c[2], "PPV", op.ppv, op.ppv_ci)
     _rate_metric(c[3], "NPV", op.npv, op.npv_ci)
     c[4].metric("Flagged", f"{op.flagged} of {op.n}")
-    curve = reliability_curve(probs, outcomes)
+    rel, sweep = _reliability_figures(name, view, new_only, thr, None if current is None else round(current, 4))
     f1, f2 = st.columns(2)
-    f1.plotly_chart(reliability_figure(curve, current, thr, f"Reliability on the held-out {held.split} split (n = {curve.n}, "
-                                       f"ECE {curve.ece:.3f})", x_title, y_title), key=f"{key}.rel")
-    f2.plotly_chart(threshold_figure(threshold_sweep(probs, outcomes), thr, "Rates vs threshold (held-out split)"),
-                    key=f"{key}.sweep")
+    f1.plotly_chart(rel, key=f"{key}.rel")
+    f2.plotly_chart(sweep, key=f"{key}.sweep")
     where = "" if current is None else (f" This case: **{current:.0%}**, " + ("at or above" if current >= thr else "below")
                                         + " the threshold.")
-    st.caption(f"{what}. 95% Wilson intervals.{where} {caption}")
+    st.caption(f"{v.what}. 95% Wilson intervals.{where} {caption}")
     if held.kind == "forecaster" and held.coverage:
         st.plotly_chart(coverage_figure(held.coverage, "Are the 10/50/90% quantiles honest? (held-out split)"),
                         key=f"{key}.cov")
     return thr
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _reliability_figures(name: str, view: str | None, new_only: bool, thr: float, current: float | None):  # noqa: ANN202
+    """The panel's two figures, built once per (model, view, threshold, case): ~70 ms of plotly per page run
+    otherwise. Cached as data (each session gets its own copy of the figures)."""
+    from medai_core.plots_trust import reliability_figure, threshold_figure
+    from medai_core.reliability import reliability_curve, reliability_view, threshold_sweep
+
+    held = cached_heldout(name)
+    v = reliability_view(held, view, new_only)
+    curve = reliability_curve(v.probs, v.outcomes)
+    return (reliability_figure(curve, current, thr, f"Reliability on the held-out {held.split} split (n = {curve.n}, "
+                               f"ECE {curve.ece:.3f})", v.x_title, v.y_title),
+            threshold_figure(threshold_sweep(v.probs, v.outcomes), thr, "Rates vs threshold (held-out split)"))
 
 
 def take_away(key: str, report: Callable[[], Any], files: dict[str, tuple[str, str, Callable[[], bytes]]],

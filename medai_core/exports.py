@@ -136,13 +136,6 @@ def note_attention_csv(tokens: Tokens, attention: np.ndarray) -> bytes:
     return _csv(frame.rename(columns={"key": "token"}))
 
 
-def _window_minutes(n_steps: int, history: int, step_minutes: int) -> np.ndarray:
-    """Minutes from the series start to each input step of the window ending at the last step (NaN = padding)."""
-    t = (np.arange(n_steps - history, n_steps) * float(step_minutes)).astype(float)
-    t[t < 0] = np.nan
-    return t
-
-
 def series_attributions_csv(exp: Explanation, series: VitalSeries) -> bytes:
     """One row per (input step, signal): ``step, minutes, signal, value, attribution``.
 
@@ -158,7 +151,9 @@ def series_attributions_csv(exp: Explanation, series: VitalSeries) -> bytes:
     if a.ndim != 2 or a.shape[1] != len(series.signals):
         raise InputError(f"Series attributions must be (steps, {len(series.signals)}); got {a.shape}.")
     hist = a.shape[0]
-    minutes = _window_minutes(series.n_steps, hist, series.step_minutes)
+    from .vitals import window_minutes
+
+    minutes = window_minutes(series.n_steps, hist, series.step_minutes)
     vals = np.full(a.shape, np.nan)
     lo = max(series.n_steps - hist, 0)
     vals[hist - (series.n_steps - lo):] = series.values[lo:]

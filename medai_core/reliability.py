@@ -557,3 +557,49 @@ def load_heldout(name: str, *, verify: bool = True) -> HeldOut:
                                f"({ho.weights_sha256[:12]} != {want[:12]}); regenerate them with "
                                f"`python -m medai_core.train.heldout --models {name}`.")
     return ho
+
+
+@dataclass(frozen=True)
+class ReliabilityView:
+    """What one reliability panel shows: the held-out scores and outcomes, the default threshold, and words.
+
+    Attributes:
+        probs, outcomes: the held-out cases (or windows) the panel's figures and rates use.
+        default_threshold: the shipped operating threshold on ``probs`` (0.5 for a class-wise view).
+        what: what a positive is, in words (e.g. "in-hospital death", "alarm: MAP < 65 mmHg within 6 h").
+        threshold_source: where the default threshold comes from.
+        x_title, y_title: the reliability diagram's axis titles.
+    """
+
+    probs: np.ndarray
+    outcomes: np.ndarray
+    default_threshold: float
+    what: str
+    threshold_source: str
+    x_title: str = "predicted probability"
+    y_title: str = "observed frequency"
+
+
+def reliability_view(held: HeldOut, view: str | None = None, new_only: bool = False) -> ReliabilityView:
+    """The panel's data for a model's held-out results.
+
+    Args:
+        view: forecasters: the alarm key (default: the first alarm); multi-class models: a class label for
+            that class against the rest, or None for "is the top label right?"; binary models: ignored.
+        new_only: forecasters: leave out the windows already past the limit when the forecast starts.
+    """
+    if held.kind == "forecaster":
+        alarm = held.alarm(view) if view else held.alarms[0]
+        probs, outcomes = alarm.new_events_only() if new_only else (alarm.scores, alarm.outcomes)
+        return ReliabilityView(probs, outcomes, alarm.threshold,
+                               f"alarm: {alarm.title}" + (", new crossings only" if new_only else ""),
+                               "the vitals page's warning (the 80% interval reaches the limit)",
+                               "predicted probability of the alarm event", "share with the event")
+    if view and held.class_probs.size:
+        probs, outcomes = held.one_vs_rest(view)
+        return ReliabilityView(probs, outcomes, 0.5, f"'{view}' vs the other classes",
+                               "no shipped threshold for one class against the rest: 0.5")
+    if held.class_probs.size and held.positive_label not in held.labels:  # multi-class: "is the top label right?"
+        return ReliabilityView(held.probs, held.outcomes, held.threshold, held.positive_label, held.threshold_source,
+                               "top-1 confidence", "share correct")
+    return ReliabilityView(held.probs, held.outcomes, held.threshold, held.positive_label, held.threshold_source)

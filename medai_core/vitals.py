@@ -99,12 +99,18 @@ def forecast(model: nn.Module, spec: ModelSpec, series: VitalSeries, horizon: in
     n_t = spec.extra["n_targets"]
     step = series.step_minutes
     last = series.n_steps
-    hist = spec.extra["history"]
-    wt = (np.arange(last - hist, last) * float(step)).astype(float)
-    wt[wt < 0] = np.nan
+    wt = window_minutes(last, spec.extra["history"], step)
     filled, _ = locf(series.values)
     return Forecast(series.signals[:n_t], q[0, :horizon].double().numpy(),
                     (np.arange(last, last + horizon) * float(step)), w[0].double().numpy(), wt, filled[-1, :n_t])
+
+
+def window_minutes(n_steps: int, history: int, step_minutes: int) -> np.ndarray:
+    """Minutes from the series start to each input step of the window ending at the last step (NaN where the
+    window reaches back before the record began)."""
+    t = (np.arange(n_steps - history, n_steps) * float(step_minutes)).astype(float)
+    t[t < 0] = np.nan
+    return t
 
 
 def forecast_target(spec: ModelSpec, series: VitalSeries, signal: str, step_ahead: int) -> int:

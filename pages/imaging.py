@@ -103,9 +103,9 @@ col_a, col_b = st.columns(2)
 col_a.plotly_chart(image_figure(display, "Scan", zoom), key="imaging.original")
 job_key = f"{key}|{frame}|{model_name}|{method}|{target}|{sorted(params.items())}"
 est = ui.estimate(model_name, spec.modality, x, method, params) if method != "gradcam" else None
-est_text = "" if est is None else (f"estimated {est.seconds:.1f} s" + (f" (up to {est.seconds_max:.1f} s if the steps double)"
-                                                                       if est.seconds_max > est.seconds * 1.05 else "")
-                                   + f": {est.note}")
+est_short = "" if est is None else f"estimated {est.seconds:.1f} s"
+est_text = "" if est is None else (est_short + (f" (up to {est.seconds_max:.1f} s if the steps double)"
+                                                if est.seconds_max > est.seconds * 1.05 else "") + f": {est.note}")
 job = ui.submit_job(job_key, meta["label"], lambda progress: explain(model, spec, x, method, target, progress, **params),
                      wait_s=1.0)
 polling = not job.done
@@ -136,7 +136,7 @@ def explanation_view() -> None:
     heat = normalise_map(exp.attributions, signed=meta["signed"], mode=sign)
     st.plotly_chart(image_figure(overlay(display, heat, opacity, cmap), f"{meta['label']}: '{target}'", zoom),
                     key="imaging.overlay")
-    facts = [f"{meta['label']} in {exp.seconds * 1000:.0f} ms" + (f" ({est_text.split(':')[0]})" if est_text else "")]
+    facts = [f"{meta['label']} in {exp.seconds * 1000:.0f} ms" + (f" ({est_short})" if est_short else "")]
     if "convergence_delta" in exp.diagnostics:
         d = exp.diagnostics
         facts.append(f"IG convergence delta {d['convergence_delta']:.4f} = {d['relative_delta']:.1%} of the "

@@ -79,28 +79,21 @@ def bootstrap_ci(fn, *arrays: np.ndarray, n: int = 1000, seed: int = 0) -> tuple
 
 
 def binary_ece(p: np.ndarray, y: np.ndarray, n_bins: int = 10) -> float:
-    """Risk ECE: |observed rate - mean predicted risk| over equal-width bins of predicted risk."""
-    p, y = np.asarray(p, float), np.asarray(y, float)
-    edges = np.linspace(0, 1, n_bins + 1)
-    ece = 0.0
-    for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
-        m = (p >= lo) & ((p < hi) if i < n_bins - 1 else (p <= hi))
-        if m.any():
-            ece += m.mean() * abs(y[m].mean() - p[m].mean())
-    return float(ece)
+    """Risk ECE: |observed rate - mean predicted risk| over equal-width bins of predicted risk
+    (``reliability.reliability_curve``, the one binning the cards and the reliability panel share)."""
+    from ..reliability import reliability_curve
+
+    return reliability_curve(np.asarray(p, float), np.asarray(y, float).astype(int), n_bins).ece
 
 
 def binary_reliability(p: np.ndarray, y: np.ndarray, n_bins: int = 10) -> list[dict[str, float]]:
     """Per-bin mean predicted risk and observed rate (bins with no case are left out)."""
-    p, y = np.asarray(p, float), np.asarray(y, float)
-    edges = np.linspace(0, 1, n_bins + 1)
-    out = []
-    for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
-        m = (p >= lo) & ((p < hi) if i < n_bins - 1 else (p <= hi))
-        if m.any():
-            out.append({"lo": float(lo), "hi": float(hi), "n": int(m.sum()),
-                        "mean_risk": float(p[m].mean()), "observed": float(y[m].mean())})
-    return out
+    from ..reliability import reliability_curve
+
+    c = reliability_curve(np.asarray(p, float), np.asarray(y, float).astype(int), n_bins)
+    return [{"lo": float(c.edges[i]), "hi": float(c.edges[i + 1]), "n": int(c.counts[i]),
+             "mean_risk": float(c.mean_predicted[i]), "observed": float(c.observed[i])}
+            for i in range(c.n_bins) if c.counts[i]]
 
 
 def fit_platt(logits: np.ndarray, y: np.ndarray) -> tuple[float, float]:

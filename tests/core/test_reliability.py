@@ -376,3 +376,20 @@ def test_alarm_new_events_only_leaves_out_windows_already_past_the_limit():
     full = operating_point(a.scores, a.outcomes, a.threshold).sensitivity
     new = operating_point(s, o, a.threshold).sensitivity
     assert new < full  # measured 0.74 vs 0.83
+
+
+def test_reliability_view_picks_the_right_cases_and_words():
+    from medai_core.reliability import load_heldout, reliability_view
+
+    sup = reliability_view(load_heldout("support_ftt"))
+    assert sup.x_title == "predicted probability" and sup.default_threshold == pytest.approx(0.314, abs=1e-3)
+    notes = load_heldout("notes_tfm")
+    top = reliability_view(notes)
+    assert top.x_title == "top-1 confidence" and len(top.probs) == notes.n
+    one = reliability_view(notes, notes.labels[0])
+    assert one.default_threshold == 0.5 and int(one.outcomes.sum()) == int((notes.y == 0).sum())
+    icu = load_heldout("icu_gru")
+    a = icu.alarm("MAP_low_65")
+    all_w, new = reliability_view(icu, "MAP_low_65"), reliability_view(icu, "MAP_low_65", new_only=True)
+    assert len(all_w.probs) == a.scores.size and len(new.probs) == int((~a.at_start).sum())
+    assert "new crossings only" in new.what and all_w.default_threshold == a.threshold
