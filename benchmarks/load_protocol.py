@@ -18,11 +18,9 @@ Run: ``python benchmarks/load_protocol.py [--sessions 10] [--rounds 3]``. Bounde
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 import re
 import sys
-import tempfile
 import time
 import urllib.request
 import uuid
@@ -31,8 +29,8 @@ from http.cookiejar import CookieJar
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_startup import ROOT, free_port, start_server, stop  # noqa: E402
-from load_test import records_csv, report, scan_png, stay_csv, wait_healthy  # noqa: E402
+from bench_startup import ROOT  # noqa: E402
+from load_test import cli, drive, records_csv, scan_png, stay_csv  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
 
@@ -258,37 +256,14 @@ async def one_session(base: str, k: int, rounds: int, out: dict, timeout: float)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--sessions", type=int, default=10)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--timeout", type=float, default=60.0, help="seconds one result may take")
-    ap.add_argument("--deadline", type=float, default=600.0, help="seconds for the whole run")
-    ap.add_argument("--url", help="an already running server (default: start one on a free port)")
-    args = ap.parse_args()
-    log = tempfile.TemporaryFile(mode="w+")
-    proc = None
-    if args.url:
-        base = args.url.rstrip("/")
-    else:
-        port = free_port()
-        proc = start_server(port, log=log)
-        base = f"http://127.0.0.1:{port}"
-    out: dict = {"scan": [], "records": [], "forecast": [], "errors": []}
-    try:
-        wait_healthy(base)
+    args = cli("Load test speaking Streamlit's protocol, no browsers.")
 
-        async def run() -> None:
-            await asyncio.gather(*(one_session(base, k, args.rounds, out, args.timeout) for k in range(args.sessions)))
+    async def sessions(url: str) -> dict:
+        out: dict = {"scan": [], "records": [], "forecast": [], "errors": []}
+        await asyncio.gather(*(one_session(url, k, args.rounds, out, args.timeout) for k in range(args.sessions)))
+        return out
 
-        t0 = time.perf_counter()
-        asyncio.run(asyncio.wait_for(run(), args.deadline))
-        wall = time.perf_counter() - t0
-    finally:
-        if proc is not None:
-            stop(proc)
-    log.seek(0)
-    report(f"# protocol load test: {args.sessions} concurrent sessions x {args.rounds} rounds, one server, "
-           f"wall {wall:.0f} s", out, log.read())
+    drive(args, sessions, "protocol load test")
 
 
 if __name__ == "__main__":

@@ -146,27 +146,44 @@ def report(title: str, out: dict, log_text: str) -> None:
               + "\n".join(lines[:5] + ["  ..."] + lines[max(5, end - 8):end + 1]))
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
+def cli(description: str) -> argparse.Namespace:
+    """The options both load tests take (bounded in sessions, rounds and time)."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--sessions", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds one result may take")
     ap.add_argument("--deadline", type=float, default=600.0, help="seconds for the whole run")
-    args = ap.parse_args()
-    port = free_port()
+    ap.add_argument("--url", help="an already running server (default: start one on 127.0.0.1, a free port)")
+    return ap.parse_args()
+
+
+def drive(args: argparse.Namespace, sessions, title: str) -> None:  # noqa: ANN001 - async (url) -> result dict
+    """Start a server (unless ``--url``), run ``sessions(url)`` within ``--deadline``, stop the server, and print
+    the report with the server log's tracebacks."""
     log = tempfile.TemporaryFile(mode="w+")
-    proc = start_server(port, log=log)
-    url = f"http://127.0.0.1:{port}"
+    proc = None
+    if args.url:
+        url = args.url.rstrip("/")
+    else:
+        port = free_port()
+        proc = start_server(port, log=log)
+        url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url)
         t0 = time.perf_counter()
-        out = asyncio.run(asyncio.wait_for(run(url, args.sessions, args.rounds, args.timeout), args.deadline))
+        out = asyncio.run(asyncio.wait_for(sessions(url), args.deadline))
         wall = time.perf_counter() - t0
     finally:
-        stop(proc)
+        if proc is not None:
+            stop(proc)
     log.seek(0)
-    report(f"# load test: {args.sessions} concurrent browser sessions x {args.rounds} rounds, one server, "
-           f"wall {wall:.0f} s", out, log.read())
+    report(f"# {title}: {args.sessions} concurrent sessions x {args.rounds} rounds, one server, wall {wall:.0f} s",
+           out, log.read())
+
+
+def main() -> None:
+    args = cli("Load test with one headless Chromium page per session.")
+    drive(args, lambda url: run(url, args.sessions, args.rounds, args.timeout), "browser load test")
 
 
 if __name__ == "__main__":
