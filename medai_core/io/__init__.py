@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import InputError
-from .deid import DeidAction, DeidResult, deidentify_dicom
-from .dicom import load_dicom, looks_like_dicom
-from .images import load_image
-from .scan import MetaItem, Scan, apply_window, render, to_gray
+from medai_core.errors import InputError
+from medai_core.io.deid import DeidAction, DeidResult, deidentify_dicom
+from medai_core.io.dicom import load_dicom, looks_like_dicom
+from medai_core.io.images import load_image
+from medai_core.io.scan import MetaItem, Scan, apply_window, render, to_gray
 
 
 def load_scan(data: bytes | Path) -> Scan:

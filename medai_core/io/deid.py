@@ -1,13 +1,10 @@
-"""Which DICOM attributes identify a patient (DICOM PS3.15 Annex E, Basic Application Level
-Confidentiality Profile), used to hide them in the viewer unless the user reveals them.
+"""De-identified export of a DICOM file with the Basic Application Level Confidentiality Profile
+(DICOM PS3.15 Annex E): ``deidentify_dicom`` returns a new file (in memory) and what was done to it.
 
 https://dicom.nema.org/medical/dicom/current/output/chtml/part15/chapter_E.html
 
-The rule is deliberately wider than the table: every person name (PN), every UID (UI) other than
-class/syntax UIDs, every date/time (DA, DT, TM), every private tag and every keyword in
-``IDENTIFYING_KEYWORDS`` or in the profile's table (``annex_e.BASIC_PROFILE``) is hidden.
-
-``deidentify_dicom`` applies the same profile to a whole file and returns a new one (in memory).
+The profile's table and the viewer's rule for which attributes identify a patient (``is_identifying``,
+also importable from here) are in ``dicom_profile``; the file is read by ``dicom.read_dataset``.
 """
 from __future__ import annotations
 
@@ -17,80 +14,17 @@ import secrets
 import uuid
 import warnings
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from ..errors import BurnedInText
+from medai_core.errors import BurnedInText, CorruptFile, InputError
+from medai_core.io.dicom import read_dataset, transfer_syntax_name
+from medai_core.io.dicom_profile import NON_IDENTIFYING_UIDS, profile_rule
+# explicit re-exports (``x as x``): they lived here, and callers still import them from here
+from medai_core.io.dicom_profile import IDENTIFYING_KEYWORDS as IDENTIFYING_KEYWORDS
+from medai_core.io.dicom_profile import is_identifying as is_identifying
 
 if TYPE_CHECKING:
-    from .scan import Scan
-
-IDENTIFYING_KEYWORDS = frozenset({
-    "AccessionNumber", "AcquisitionComments", "AcquisitionDeviceProcessingDescription",
-    "AdditionalPatientHistory", "AdmissionID", "AdmittingDiagnosesDescription", "Allergies",
-    "Arbitrary", "AuthorObserverSequence", "BranchOfService", "CommentsOnThePerformedProcedureStep",
-    "ContentCreatorName", "ContributionDescription", "CountryOfResidence", "CurrentPatientLocation",
-    "CustodialOrganizationSequence", "DerivationDescription", "DetectorID", "DeviceSerialNumber",
-    "DeviceUID", "DigitalSignaturesSequence", "DischargeDiagnosisDescription", "EthnicGroup",
-    "FillerOrderNumberImagingServiceRequest", "FrameComments", "GantryID", "GeneratorID",
-    "IconImageSequence", "IdentifyingComments", "ImageComments", "ImagePresentationComments",
-    "ImagingServiceRequestComments", "InstitutionAddress", "InstitutionalDepartmentName",
-    "InstitutionName", "InstitutionCodeSequence", "IssuerOfAdmissionID", "IssuerOfPatientID",
-    "MedicalAlerts", "MedicalRecordLocator", "MilitaryRank", "ModifiedAttributesSequence",
-    "NameOfPhysiciansReadingStudy", "Occupation", "OperatorsName", "OperatorIdentificationSequence",
-    "OriginalAttributesSequence", "OtherPatientIDs", "OtherPatientIDsSequence", "OtherPatientNames",
-    "PatientAddress", "PatientAge", "PatientBirthDate", "PatientBirthName", "PatientBirthTime",
-    "PatientComments", "PatientID", "PatientInsurancePlanCodeSequence", "PatientMotherBirthName",
-    "PatientName", "PatientPrimaryLanguageCodeSequence", "PatientReligiousPreference", "PatientSex",
-    "PatientSexNeutered", "PatientSize", "PatientState", "PatientTelephoneNumbers",
-    "PatientTelecomInformation", "PatientWeight", "PerformedLocation", "PerformedProcedureStepDescription",
-    "PerformedProcedureStepID", "PerformingPhysicianIdentificationSequence", "PerformingPhysicianName",
-    "PersonAddress", "PersonIdentificationCodeSequence", "PersonName", "PersonTelephoneNumbers",
-    "PhysicianApprovingInterpretation", "PhysiciansOfRecord", "PhysiciansOfRecordIdentificationSequence",
-    "PhysiciansReadingStudyIdentificationSequence", "PlacerOrderNumberImagingServiceRequest",
-    "PlateID", "PreMedication", "PregnancyStatus", "ProtocolName", "ReasonForTheImagingServiceRequest",
-    "ReferencedPatientSequence", "ReferencedStudySequence", "ReferringPhysicianAddress",
-    "ReferringPhysicianIdentificationSequence", "ReferringPhysicianName",
-    "ReferringPhysicianTelephoneNumbers", "RegionOfResidence", "RequestAttributesSequence",
-    "RequestedProcedureDescription", "RequestedProcedureID", "RequestingPhysician", "RequestingService",
-    "ResponsibleOrganization", "ResponsiblePerson", "ResultsInterpreterName", "ScheduledPerformingPhysicianName",
-    "ScheduledProcedureStepDescription", "ScheduledProcedureStepID", "SmokingStatus", "SpecialNeeds",
-    "StationName", "StudyDescription", "StudyID", "TextComments", "TextString", "VerifyingObserverName",
-    "VisitComments", "SeriesDescription", "ClinicalTrialSubjectID", "ClinicalTrialSubjectReadingID",
-    "ClinicalTrialSponsorName", "ClinicalTrialSiteName", "ClinicalTrialProtocolName",
-})
-
-# UIDs that name a class or an encoding, not an instance: they identify nobody
-_NON_IDENTIFYING_UIDS = frozenset({
-    "SOPClassUID", "MediaStorageSOPClassUID", "TransferSyntaxUID", "ImplementationClassUID",
-    "ReferencedSOPClassUID", "SOPClassesInStudy", "RelatedGeneralSOPClassUID", "CodingSchemeUID",
-})
-_HIDDEN_VRS = frozenset({"PN", "DA", "DT", "TM"})
-
-
-@lru_cache(maxsize=1)
-def _profile_keywords() -> frozenset[str]:
-    """Keywords of every attribute the profile's table does not keep (pydicom only on first use)."""
-    from pydicom.datadict import keyword_for_tag
-
-    from .annex_e import BASIC_PROFILE
-
-    return frozenset(kw for tag, (code, _) in BASIC_PROFILE.items() if code != "K" and (kw := keyword_for_tag(tag)))
-
-
-def is_identifying(keyword: str, vr: str, is_private: bool) -> bool:
-    """Whether an attribute may identify the patient (and is hidden by default)."""
-    if is_private:
-        return True
-    if keyword in IDENTIFYING_KEYWORDS or vr in _HIDDEN_VRS or keyword in _profile_keywords():
-        return True
-    if vr == "UI":
-        return keyword not in _NON_IDENTIFYING_UIDS
-    return False
-
-
-# ------------------------------------------------------------------------------------------------
-# De-identified export (DICOM PS3.15 Annex E, Basic Application Level Confidentiality Profile)
+    from medai_core.io.scan import Scan
 
 REMOVED, DUMMY, EMPTIED, UID_REMAPPED, KEPT, ADDED = (
     "removed", "replaced with dummy", "emptied", "UID remapped", "kept", "added")
@@ -199,19 +133,6 @@ class _Export:
         self.actions.append(DeidAction(path, f"({tag >> 16:04X},{tag & 0xFFFF:04X})", action, rule))
 
 
-def _rule(tag: int) -> tuple[str, str] | None:
-    from .annex_e import BASIC_PROFILE, REPEATING_GROUPS
-
-    hit = BASIC_PROFILE.get(tag)
-    if hit is not None:
-        return hit
-    group, element = tag >> 16, tag & 0xFFFF
-    for value, mask, elem, code, name in REPEATING_GROUPS:
-        if group & mask == value and (elem is None or elem == element):
-            return code, name
-    return None
-
-
 def _dummy(vr: str) -> Any:
     if vr in _DUMMY:
         return _DUMMY[vr]
@@ -243,7 +164,7 @@ def _clean(ds: Any, ex: _Export, prefix: str) -> None:
             del ds[tag]
             ex.record(f"{prefix}({tag >> 16:04X},{tag & 0xFFFF:04X})", tag, REMOVED, "precaution: undecodable value")
             continue
-        rule = _rule(tag)
+        rule = profile_rule(tag)
         path = prefix + (rule[1] if rule else name)
         vr = str(elem.VR)
         if elem.tag.is_private:
@@ -261,7 +182,7 @@ def _clean(ds: Any, ex: _Export, prefix: str) -> None:
             code, why = "D", "precaution: person name not in the table"
         elif vr in _DATE_VRS:
             code, why = "Z", "precaution: date/time not in the table"
-        elif vr == "UI" and elem.keyword not in _NON_IDENTIFYING_UIDS:
+        elif vr == "UI" and elem.keyword not in NON_IDENTIFYING_UIDS:
             code, why = "U", "precaution: instance UID not in the table"
         else:
             continue
@@ -301,8 +222,6 @@ def _check_pixel_length(ds: Any) -> None:
     """pydicom reads a file cut short without complaint; native pixel data shorter than its header
     declares means the copy would be damaged too (encapsulated data is copied as it is)."""
     from pydicom.pixels.utils import get_expected_length
-
-    from ..errors import CorruptFile
 
     if "PixelData" not in ds or ds.file_meta.get("TransferSyntaxUID") is None or ds.file_meta.TransferSyntaxUID.is_compressed:
         return
@@ -352,7 +271,7 @@ def deidentify_dicom(data: bytes, *, keep_dates: bool = False, allow_burned_in: 
                      salt: str | None = None) -> DeidResult:
     """De-identify a DICOM file with the Basic Application Level Confidentiality Profile (PS3.15 E.1).
 
-    Every attribute in the profile's table (``annex_e.BASIC_PROFILE``) gets its action: D a dummy,
+    Every attribute in the profile's table (``dicom_profile.profile_table``) gets its action: D a dummy,
     Z zero-length, X removed, U a new UID; combined codes take the option every IOD accepts (D, or Z
     for X/Z). As precautions beyond the table, person names, dates/times and instance UIDs it does not
     list are treated like their listed kin. All private tags go, sequences are cleaned item by item,
@@ -376,8 +295,6 @@ def deidentify_dicom(data: bytes, *, keep_dates: bool = False, allow_burned_in: 
         BurnedInText: the pixels may show identifiers (see ``burned_in_risk``) and ``allow_burned_in`` is False.
         InputError: (a subclass) the bytes are not a readable DICOM file.
     """
-    from ..errors import CorruptFile, InputError
-
     try:
         result = _deidentify(data, keep_dates, allow_burned_in, salt)
         problem = _verify_export(result.data)
@@ -412,12 +329,8 @@ def _verify_export(data: bytes) -> str | None:
 
 
 def _deidentify(data: bytes, keep_dates: bool, allow_burned_in: bool, salt: str | None) -> DeidResult:
-    from .dicom import read_dataset
-
     ds = read_dataset(data)
     if not ds.get("SOPClassUID") and not ds.file_meta.get("MediaStorageSOPClassUID"):
-        from ..errors import CorruptFile
-
         raise CorruptFile("The DICOM file does not say what kind of object it is (no SOP Class UID), so a valid "
                           "de-identified copy cannot be written.")
     _check_pixel_length(ds)
@@ -438,14 +351,11 @@ def _export(ds: Any, ex: _Export, flag: str, keep_dates: bool) -> DeidResult:
     from pydicom.dataset import Dataset
     from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
 
-    from .. import __version__
-    from .dicom import _syntax_name
+    from medai_core import __version__
 
     try:
         _clean(ds, ex, "")
     except RecursionError:  # a pathological nesting of sequences
-        from ..errors import CorruptFile
-
         raise CorruptFile("The DICOM file nests sequences too deeply to be de-identified.") from None
     meta = ds.file_meta
     for tag, name in _META_REMOVE.items():
@@ -493,8 +403,6 @@ def _export(ds: Any, ex: _Export, flag: str, keep_dates: bool) -> DeidResult:
     try:
         ds.save_as(buf, enforce_file_format=True)
     except Exception as exc:  # noqa: BLE001 - a header pydicom read but cannot write back
-        from ..errors import CorruptFile
-
         raise CorruptFile(f"The de-identified file could not be written ({type(exc).__name__}).") from None
-    return DeidResult(buf.getvalue(), tuple(ex.actions), _syntax_name(ds),
+    return DeidResult(buf.getvalue(), tuple(ex.actions), transfer_syntax_name(ds),
                       flag if flag in ("YES", "NO") else "not stated", keep_dates)

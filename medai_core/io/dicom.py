@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import CorruptFile, InputError, NoPixelData, UndecodablePixelData, UnsupportedFormat
-from .deid import is_identifying
-from .scan import MetaItem, Scan, check_pixels, check_size, full_range_window
+from medai_core.errors import CorruptFile, InputError, NoPixelData, UndecodablePixelData, UnsupportedFormat
+from medai_core.io.dicom_profile import is_identifying
+from medai_core.io.scan import MetaItem, Scan, check_pixels, check_size, full_range_window
 
 # pydicom reports damaged elements on its "pydicom" logger as well as with warnings, and that logger passes
 # records up to the root logger: a message that quotes an element's value (a name, an ID) would reach any
@@ -84,7 +84,15 @@ def _clip(s: str, n: int) -> str:
     return s if len(s) <= n else s[: n - 1] + "…"
 
 
-def _syntax_name(ds: Any) -> str:
+def transfer_syntax_name(ds: Any) -> str:
+    """The name of a file's transfer syntax, for messages and the export's summary.
+
+    Args:
+        ds: a pydicom ``Dataset`` read from a Part 10 file.
+
+    Returns:
+        e.g. "JPEG Baseline (Process 1)"; "unknown transfer syntax" when the file meta does not say.
+    """
     try:
         return str(ds.file_meta.TransferSyntaxUID.name)
     except Exception:  # noqa: BLE001
@@ -94,7 +102,7 @@ def _syntax_name(ds: Any) -> str:
 def _decode(ds: Any) -> Scan:
     from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut
 
-    syntax = _syntax_name(ds)
+    syntax = transfer_syntax_name(ds)
     if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
         raise NoPixelData("This DICOM file holds no image (no Pixel Data), e.g. a report or a presentation state.")
     rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)

@@ -7,8 +7,8 @@ import warnings
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..errors import CorruptFile, TooLarge, UnsupportedFormat
-from .scan import MAX_PIXELS, MAX_FRAMES, MetaItem, Scan, check_pixels, check_size, full_range_window
+from medai_core.errors import CorruptFile, TooLarge, UnsupportedFormat
+from medai_core.io.scan import MAX_PIXELS, MAX_FRAMES, MetaItem, Scan, check_pixels, check_size, full_range_window
 
 ALLOWED_FORMATS = {"PNG", "JPEG", "BMP", "TIFF", "MPO"}
 

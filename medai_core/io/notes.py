@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
-from ..errors import EmptyInput, InputError, TooLarge
-from .uploads import read_csv_strings, read_text
+from medai_core.errors import EmptyInput, InputError, TooLarge
+from medai_core.io.uploads import read_csv_strings, read_text
 
 MAX_NOTE_CHARS = 200_000  # ~30,000 words; longer texts are not single notes
 MAX_FILE_BYTES = 50 * 1024 * 1024

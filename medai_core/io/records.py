@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import EmptyInput, InputError, TooLarge
-from .uploads import read_csv_strings, read_text
+from medai_core.errors import EmptyInput, InputError, TooLarge
+from medai_core.io.uploads import read_csv_strings, read_text
 
 MAX_BYTES = 50 * 1024 * 1024
 MAX_ROWS = 100_000

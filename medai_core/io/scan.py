@@ -106,7 +106,7 @@ def to_gray(display: np.ndarray) -> np.ndarray:
 
 
 def check_size(n_bytes: int) -> None:
-    from ..errors import EmptyInput, TooLarge
+    from medai_core.errors import EmptyInput, TooLarge
 
     if n_bytes == 0:
         raise EmptyInput("The file is empty (0 bytes).")
@@ -115,7 +115,7 @@ def check_size(n_bytes: int) -> None:
 
 
 def check_pixels(rows: int, cols: int, frames: int = 1, samples: int = 1) -> None:
-    from ..errors import CorruptFile, TooLarge
+    from medai_core.errors import CorruptFile, TooLarge
 
     if rows <= 0 or cols <= 0 or frames <= 0:
         raise CorruptFile(f"The image declares an impossible size ({rows} x {cols}, {frames} frame(s)).")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..errors import EmptyInput, InputError, TooLarge, UnsupportedFormat
+from medai_core.errors import EmptyInput, InputError, TooLarge, UnsupportedFormat
 
 
 def read_text(data: bytes | Path, max_bytes: int) -> str:

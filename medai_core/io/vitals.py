@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import EmptyInput, InputError, TooLarge, UnsupportedFormat
-from .series_spec import SeriesSpec, Signal  # noqa: F401  (re-exported; pandas-free for the model catalogue)
-from .uploads import read_csv_strings, read_text
+from medai_core.errors import EmptyInput, InputError, TooLarge, UnsupportedFormat
+from medai_core.io.series_spec import SeriesSpec, Signal  # noqa: F401  (re-exported; pandas-free for the model catalogue)
+from medai_core.io.uploads import read_csv_strings, read_text
 
 MAX_BYTES = 20 * 1024 * 1024
 MAX_ROWS = 500_000
