@@ -7,8 +7,6 @@ before the clock; each repeat starts a fresh server on 127.0.0.1 and stops it. N
 from __future__ import annotations
 
 import argparse
-import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -18,6 +16,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 sys.path.insert(0, str(ROOT))
+from tests.support.server import free_port, start_server, stop  # noqa: E402  (stop: targets.py takes it from here)
+
 EVERY_MODEL = """
 import os, psutil, torch, streamlit, plotly, captum.attr, pydicom
 from medai_core.models import MODELS, load_model
@@ -27,37 +27,15 @@ print(len(models), psutil.Process().memory_info().rss / 2**20)
 
 
 def _scan() -> Path:
-    from medai_core.samples import sample_path
+    from medai_core.workspaces.imaging.samples import sample_path
 
     return sample_path("Ultrasound, RGB (US1)")
 
 
 def _stay() -> bytes:
-    from medai_core.samples import synthetic_icu_case
+    from medai_core.workspaces.vitals.samples import synthetic_icu_case
 
     return synthetic_icu_case("deteriorating").to_csv(index=False).encode()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(port: int, env: dict | None = None, log=None) -> subprocess.Popen:  # noqa: ANN001 - a file
-    return subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.address", "127.0.0.1",
-         "--server.port", str(port), "--server.headless", "true"],
-        cwd=ROOT, env=dict(os.environ, **(env or {})), stdout=log or subprocess.DEVNULL,
-        stderr=subprocess.STDOUT if log else subprocess.DEVNULL)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
 
 
 def rss_mb(pid: int) -> float:
@@ -70,24 +48,23 @@ def rss_mb(pid: int) -> float:
 
 def cold_start(browser, timeout: float = 60.0) -> tuple[float, subprocess.Popen, str]:  # noqa: ANN001
     """Seconds from launching the server to the home page's title visible in the browser."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
+    port = free_port()  # before the clock, as the page is
     page = browser.new_page()
     t0 = time.perf_counter()
-    proc = start_server(port)
+    server = start_server(port)
     while True:
         try:
-            page.goto(url, timeout=5000)
+            page.goto(server.url, timeout=5000)
             break
         except Exception:  # noqa: BLE001 - connection refused until the server listens
             if time.perf_counter() - t0 > timeout:
-                stop(proc)
+                stop(server)
                 raise
             time.sleep(0.05)
     page.get_by_text("Real models trained on real data").wait_for(timeout=timeout * 1000)
     seconds = time.perf_counter() - t0
     page.close()
-    return seconds, proc, url
+    return seconds, server.proc, server.url
 
 
 def main() -> None:

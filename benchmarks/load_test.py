@@ -25,9 +25,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_startup import CHROMIUM, ROOT, free_port, start_server, stop  # noqa: E402
+from bench_startup import CHROMIUM, ROOT  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
+from tests.support.server import ServerError, start_server, stop, wait_healthy  # noqa: E402
 
 
 def scan_png(seed: int) -> bytes:
@@ -44,13 +45,13 @@ def scan_png(seed: int) -> bytes:
 
 
 def records_csv(seed: int) -> bytes:
-    from medai_core.samples import synthetic_records
+    from medai_core.workspaces.records.samples import synthetic_records
 
     return synthetic_records(20, seed=seed).to_csv(index=False).encode()
 
 
 def stay_csv(seed: int) -> bytes:
-    from medai_core.samples import synthetic_icu_case
+    from medai_core.workspaces.vitals.samples import synthetic_icu_case
 
     return synthetic_icu_case("deteriorating" if seed % 2 else "stable", seed=seed).to_csv(index=False).encode()
 
@@ -112,18 +113,6 @@ def pct(xs: list[float], q: float) -> float:
     return float(np.percentile(xs, q)) if xs else float("nan")
 
 
-def wait_healthy(url: str, tries: int = 300) -> None:
-    """Until the server answers ``/_stcore/health`` (at most ``tries`` x 0.1 s)."""
-    import urllib.request
-
-    for _ in range(tries):
-        try:
-            urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
-            return
-        except OSError:
-            time.sleep(0.1)
-
-
 def report(title: str, out: dict, log_text: str) -> None:
     """The latency table (p50/p95/max per kind of work), the errors, and the server log's tracebacks
     (first and last frames of up to three)."""
@@ -161,21 +150,19 @@ def drive(args: argparse.Namespace, sessions, title: str) -> None:  # noqa: ANN0
     """Start a server (unless ``--url``), run ``sessions(url)`` within ``--deadline``, stop the server, and print
     the report with the server log's tracebacks."""
     log = tempfile.TemporaryFile(mode="w+")
-    proc = None
-    if args.url:
-        url = args.url.rstrip("/")
-    else:
-        port = free_port()
-        proc = start_server(port, log=log)
-        url = f"http://127.0.0.1:{port}"
+    server = None if args.url else start_server(log=log)
+    url = args.url.rstrip("/") if args.url else server.url
     try:
-        wait_healthy(url)
+        try:
+            wait_healthy(url, timeout_s=30.0, proc=server.proc if server else None)
+        except ServerError as exc:  # run anyway: the sessions' errors and the log's tracebacks make the report
+            print(f"warning: {exc}", file=sys.stderr)
         t0 = time.perf_counter()
         out = asyncio.run(asyncio.wait_for(sessions(url), args.deadline))
         wall = time.perf_counter() - t0
     finally:
-        if proc is not None:
-            stop(proc)
+        if server is not None:
+            stop(server)
     log.seek(0)
     report(f"# {title}: {args.sessions} concurrent sessions x {args.rounds} rounds, one server, wall {wall:.0f} s",
            out, log.read())

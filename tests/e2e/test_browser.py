@@ -2,52 +2,27 @@
 and see the prediction and the explanation overlay appear."""
 from __future__ import annotations
 
+import contextlib
 import os
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.server import ServerError, running_server
+
 CHROMIUM = os.environ.get("MEDAI_CHROMIUM", "/usr/bin/chromium")
 pytestmark = pytest.mark.e2e
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server():
-    port = _free_port()
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.address", "127.0.0.1",
-         "--server.port", str(port), "--server.headless", "true"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
+    with contextlib.ExitStack() as stack:
         try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).status == 200:
-                break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail("streamlit did not start: " + (proc.stdout.read() if proc.stdout else ""))
-    yield url, proc
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+            srv = stack.enter_context(running_server(env={"PYTHONUNBUFFERED": "1"}, log=subprocess.PIPE))
+        except ServerError as exc:
+            pytest.fail(f"streamlit did not start: {exc}")
+        yield srv.url, srv.proc
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +49,7 @@ def _shot(page, name: str, full_page: bool = True) -> None:
 
 
 def test_upload_scan_shows_prediction_and_overlay(server, browser):
-    from medai_core.samples import sample_path
+    from medai_core.workspaces.imaging.samples import sample_path
 
     url, _ = server
     page = browser.new_page(viewport={"width": 1500, "height": 1100})
@@ -101,7 +76,7 @@ def test_imaging_sanity_check_and_report_download(server, browser):
     import pydicom
     from pypdf import PdfReader
 
-    from medai_core.samples import sample_path
+    from medai_core.workspaces.imaging.samples import sample_path
 
     url, _ = server
     page = browser.new_page(viewport={"width": 1500, "height": 1100}, accept_downloads=True)
@@ -145,7 +120,7 @@ def test_home_lists_models(server, browser):
 
 
 def test_records_upload_shows_risk_attributions_and_attention(server, browser, tmp_path):
-    from medai_core.samples import synthetic_records
+    from medai_core.workspaces.records.samples import synthetic_records
 
     csv = tmp_path / "batch.csv"
     synthetic_records(8, seed=3).to_csv(csv, index=False)
@@ -164,7 +139,7 @@ def test_records_upload_shows_risk_attributions_and_attention(server, browser, t
 
 
 def test_notes_upload_shows_top3_highlights_and_attention(server, browser, tmp_path):
-    from medai_core.samples import SYNTHETIC_NOTES
+    from medai_core.workspaces.notes.samples import SYNTHETIC_NOTES
 
     note = tmp_path / "cataract.txt"
     note.write_text(SYNTHETIC_NOTES["Cataract surgery (synthetic)"])
@@ -185,7 +160,7 @@ def test_notes_upload_shows_top3_highlights_and_attention(server, browser, tmp_p
 
 
 def test_vitals_upload_shows_forecast_and_attributions(server, browser, tmp_path):
-    from medai_core.samples import synthetic_icu_case
+    from medai_core.workspaces.vitals.samples import synthetic_icu_case
 
     csv = tmp_path / "stay.csv"
     synthetic_icu_case("deteriorating").to_csv(csv, index=False)

@@ -9,16 +9,14 @@ session must see none of the first session's files or results.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import make_dicom, speckle_image
-from tests.e2e.test_browser import ROOT, _free_port, browser  # noqa: F401  (fixture)
+from tests.e2e.test_browser import browser  # noqa: F401  (fixture)
+from tests.support.server import ROOT, running_server
 
 pytestmark = pytest.mark.e2e
 NAME, PID, NOTE_MARK, RECORD_MARK = "Leakcheck^Zebediah", "LEAK-7731-MRN", "Quixotrel", "LEAKROW-5512"
@@ -43,28 +41,17 @@ def _files_with_markers(folder: Path, since: float | None = None) -> list[str]:
 
 
 def test_uploads_stay_off_disk_and_out_of_logs(browser, tmp_path):  # noqa: F811 - the fixture
-    from medai_core.samples import SYNTHETIC_NOTES, synthetic_records
+    from medai_core.workspaces.notes.samples import SYNTHETIC_NOTES
+    from medai_core.workspaces.records.samples import synthetic_records
 
     home, tmp = tmp_path / "home", tmp_path / "tmp"
     home.mkdir()
     tmp.mkdir()
     log = tmp_path / "server.log"
-    port = _free_port()
     start = time.time()
-    env = dict(os.environ, HOME=str(home), TMPDIR=str(tmp), PYTHONUNBUFFERED="1")
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.address", "127.0.0.1",
-             "--server.port", str(port), "--server.headless", "true", "--logger.level", "debug"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(600):
-            try:
-                urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
+    env = {"HOME": str(home), "TMPDIR": str(tmp), "PYTHONUNBUFFERED": "1"}
+    with open(log, "w") as out, running_server(env=env, log=out, extra_args=("--logger.level", "debug")) as srv:
+        url = srv.url
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(f"{url}/imaging")
         page.get_by_text("Upload a scan in the sidebar").wait_for(timeout=60_000)
@@ -100,12 +87,6 @@ def test_uploads_stay_off_disk_and_out_of_logs(browser, tmp_path):  # noqa: F811
         assert other.get_by_text(RECORD_MARK).count() == 0
         other.close()
         page.close()
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
     text = log.read_bytes()
     assert b"Runtime state:" in text  # a debug-level message: debug logging was really on
     assert not [m for m in MARKERS if m in text], "an identifier or uploaded content reached the server log"
