@@ -144,8 +144,8 @@ def prewarm() -> threading.Thread:
 
         time.sleep(2.0)  # let the server deliver the first page before the imports take the GIL
         for mod in ("medai_core.models.busi_cnn", "medai_core.models.support_ftt", "medai_core.models.notes_tfm",
-                    "medai_core.models.forecaster", "medai_core.imaging", "medai_core.records", "medai_core.notes",
-                    "medai_core.vitals", "plotly.graph_objects"):
+                    "medai_core.models.forecaster", "medai_core.workspaces.imaging", "medai_core.workspaces.records",
+                    "medai_core.workspaces.notes", "medai_core.workspaces.vitals", "plotly.graph_objects"):
             importlib.import_module(mod)
 
     t = threading.Thread(target=work, name="medai-prewarm", daemon=True)
@@ -201,7 +201,7 @@ def route_via_app() -> None:
 @st.cache_resource(show_spinner=False)
 def cached_heldout(name: str):  # noqa: ANN201 - a HeldOut
     """The model's shipped held-out results (assets/<name>.heldout.json), loaded once per process."""
-    from medai_core.reliability import load_heldout
+    from medai_core.trust.heldout import load_heldout
 
     return load_heldout(name)
 
@@ -223,8 +223,9 @@ def reliability_panel(name: str, current: float | None, *, key: str, view: str |
             forecasters the alarm key.
     Returns the threshold the user chose (None when the model has no held-out file).
     """
-    from medai_core.plots_trust import coverage_figure
-    from medai_core.reliability import operating_point, reliability_view
+    from medai_core.plots.trust import coverage_figure
+    from medai_core.trust.calibration import operating_point
+    from medai_core.trust.heldout import reliability_view
 
     try:
         held = cached_heldout(name)
@@ -265,8 +266,9 @@ def reliability_panel(name: str, current: float | None, *, key: str, view: str |
 def _reliability_figures(name: str, view: str | None, new_only: bool, thr: float, current: float | None):  # noqa: ANN202
     """The panel's two figures, built once per (model, view, threshold, case): ~70 ms of plotly per page run
     otherwise. Cached as data (each session gets its own copy of the figures)."""
-    from medai_core.plots_trust import reliability_figure, threshold_figure
-    from medai_core.reliability import reliability_curve, reliability_view, threshold_sweep
+    from medai_core.plots.trust import reliability_figure, threshold_figure
+    from medai_core.trust.calibration import reliability_curve, threshold_sweep
+    from medai_core.trust.heldout import reliability_view
 
     held = cached_heldout(name)
     v = reliability_view(held, view, new_only)
@@ -288,7 +290,8 @@ def take_away(key: str, report: Callable[[], Any], files: dict[str, tuple[str, s
         files: label -> (file name, MIME type, builder) for the other downloads (CSV, DICOM).
         stem: file-name stem for the report.
     """
-    from medai_core.report import build_pdf, report_zip
+    from medai_core.report.pdf import build_pdf
+    from medai_core.report.bundle import report_zip
 
     include = st.checkbox("Include patient identifiers in the report", key=f"{key}.ids", value=False,
                           help="Off by default: names, IDs, dates, file names and free text are left out.")
@@ -326,8 +329,8 @@ def trust_panel(key: str, run: Callable[[Callable[[float], None]], Any], show_ma
         estimate: the expected time, shown before the user starts it.
     Returns the TrustReport once computed (None before).
     """
-    from medai_core.explain.trust import RANDOMISATION_FAIL, RANDOMISATION_PASS
-    from medai_core.plots_trust import cascade_figure, faithfulness_figure
+    from medai_core.trust.randomisation import RANDOMISATION_FAIL, RANDOMISATION_PASS
+    from medai_core.plots.trust import cascade_figure, faithfulness_figure
 
     job_key = f"sanity|{key}"
     wkey = f"ui.sanity.{digest(key.encode())}"  # widget keys stay short and plain

@@ -29,10 +29,11 @@ def _cases(quick: bool) -> list[tuple[str, str, Any, str, dict[str, Any], dict[s
     from medai_core.io.vitals import load_series
     from medai_core.models.forecaster import CGM_SERIES, ICU_SERIES
     from medai_core.models.support_ftt import encode_records
-    from medai_core.notes import encode_note, load_vocab
-    from medai_core.records import reference_record
-    from medai_core.samples import SYNTHETIC_SERIES, synthetic_records, synthetic_series_csv
-    from medai_core.vitals import model_inputs
+    from medai_core.workspaces.notes.pipeline import encode_note, load_vocab
+    from medai_core.workspaces.records.pipeline import reference_record
+    from medai_core.workspaces.vitals.samples import SYNTHETIC_SERIES, synthetic_series_csv
+    from medai_core.workspaces.records.samples import synthetic_records
+    from medai_core.workspaces.vitals.pipeline import model_inputs
 
     out = []
     x = torch.rand(1, 1, *get_spec("busi_cnn").input_size, generator=torch.Generator().manual_seed(0))

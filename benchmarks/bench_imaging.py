@@ -17,10 +17,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _timing import print_table  # noqa: E402
 
-from medai_core.imaging import explain, predict, prepare_input  # noqa: E402
+from medai_core.workspaces.imaging.pipeline import explain, predict, prepare_input  # noqa: E402
 from medai_core.io import load_scan  # noqa: E402
 from medai_core.models import get_spec, load_model  # noqa: E402
-from medai_core.samples import sample_path  # noqa: E402
+from medai_core.workspaces.imaging.samples import sample_path  # noqa: E402
 
 
 def _png() -> bytes:

@@ -14,11 +14,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _timing import print_table  # noqa: E402
 
-from medai_core import notes as N  # noqa: E402
-from medai_core import records as R  # noqa: E402
+from medai_core.workspaces.notes import pipeline as N  # noqa: E402
+from medai_core.workspaces.records import pipeline as R  # noqa: E402
 from medai_core.io.records import load_records  # noqa: E402
 from medai_core.models import get_spec, load_model  # noqa: E402
-from medai_core.samples import SYNTHETIC_NOTES, synthetic_records  # noqa: E402
+from medai_core.workspaces.notes.samples import SYNTHETIC_NOTES  # noqa: E402
+from medai_core.workspaces.records.samples import synthetic_records
 
 
 def thousand_words() -> str:

@@ -15,16 +15,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _timing import median_ms  # noqa: E402
 
-from medai_core import imaging as I  # noqa: E402
-from medai_core import notes as N  # noqa: E402
-from medai_core import records as REC  # noqa: E402
-from medai_core import report as R  # noqa: E402
-from medai_core import vitals as V  # noqa: E402
+from medai_core.workspaces.imaging import pipeline as I  # noqa: E402
+from medai_core.workspaces.notes import pipeline as N  # noqa: E402
+from medai_core.workspaces.records import pipeline as REC  # noqa: E402
+from medai_core.workspaces.vitals import pipeline as V  # noqa: E402
 from medai_core.io import deidentify_dicom, load_scan  # noqa: E402
 from medai_core.io.records import load_records  # noqa: E402
 from medai_core.io.vitals import load_series  # noqa: E402
 from medai_core.models import get_spec, load_model  # noqa: E402
-from medai_core.samples import SYNTHETIC_NOTES, sample_path, synthetic_records, synthetic_series_csv  # noqa: E402
+from medai_core.workspaces.notes.samples import SYNTHETIC_NOTES  # noqa: E402
+from medai_core.workspaces.imaging.samples import sample_path
+from medai_core.workspaces.records.samples import synthetic_records
+from medai_core.workspaces.vitals.samples import synthetic_series_csv
+from medai_core.report.pdf import build_pdf
+from medai_core.workspaces.imaging.report import image_report
+from medai_core.workspaces.notes.report import note_report
+from medai_core.workspaces.records.report import record_report
+from medai_core.report.bundle import report_zip
+from medai_core.workspaces.vitals.report import series_report
 
 
 def cases() -> dict[str, object]:
@@ -35,14 +43,14 @@ def cases() -> dict[str, object]:
     x = I.prepare_input(scan, spec)
     pred = I.predict(model, spec, x)
     exp = I.explain(model, spec, x, "integrated_gradients", pred.label)
-    out["Imaging (busi_cnn, CT_small, IG)"] = lambda: R.image_report(scan, spec, pred, exp)
+    out["Imaging (busi_cnn, CT_small, IG)"] = lambda: image_report(scan, spec, pred, exp)
 
     tspec, tmodel = get_spec("support_ftt"), load_model("support_ftt")
     table = load_records(synthetic_records(12))
     scores = REC.score(tmodel, tspec, table)
     texp = REC.explain_record(tmodel, tspec, table, 0, "shapley_sampling")
     att = REC.attention(tmodel, table, 0)
-    out["Records (support_ftt, Shapley + attention)"] = lambda: R.record_report(table, 0, tspec, scores, texp, attention=att)
+    out["Records (support_ftt, Shapley + attention)"] = lambda: record_report(table, 0, tspec, scores, texp, attention=att)
 
     nspec, nmodel = get_spec("notes_tfm"), load_model("notes_tfm")
     vocab = N.load_vocab(nspec)
@@ -51,13 +59,13 @@ def cases() -> dict[str, object]:
     npred = N.classify(nmodel, nspec, vocab, enc)
     ta = N.explain_note(nmodel, nspec, vocab, enc, npred.label)
     natt = N.note_attention(nmodel, enc)
-    out["Notes (notes_tfm, IG + attention)"] = lambda: R.note_report(note, nspec, vocab, npred, ta, attention=natt)
+    out["Notes (notes_tfm, IG + attention)"] = lambda: note_report(note, nspec, vocab, npred, ta, attention=natt)
 
     vspec, vmodel = get_spec("icu_gru"), load_model("icu_gru")
     series = load_series(synthetic_series_csv("icu_gru", "Deteriorating patient (synthetic)"), vspec.extra["series"])
     fc = V.forecast(vmodel, vspec, series)
     vexp = V.explain_forecast(vmodel, vspec, series, "HR", 6)
-    out["Vital signs (icu_gru, IG)"] = lambda: R.series_report(series, vspec, fc, vexp, signal="HR", step_ahead=6)
+    out["Vital signs (icu_gru, IG)"] = lambda: series_report(series, vspec, fc, vexp, signal="HR", step_ahead=6)
     return out
 
 
@@ -75,10 +83,10 @@ def main() -> None:
     for name, build in cases().items():
         fig_ms, _ = median_ms(build, args.repeats, warmup=1)
         rep = build()
-        pdf_ms, pdf_iqr = median_ms(lambda: R.build_pdf(rep), args.repeats, warmup=1)
-        pdf = R.build_pdf(rep)
+        pdf_ms, pdf_iqr = median_ms(lambda: build_pdf(rep), args.repeats, warmup=1)
+        pdf = build_pdf(rep)
         pages = len(PdfReader(BytesIO(pdf)).pages)
-        z = R.report_zip(rep)
+        z = report_zip(rep)
         print(f"| {name} | {fig_ms:.0f} | {pdf_ms:.0f} ({pdf_iqr:.0f}) | {fig_ms + pdf_ms:.0f} | {len(pdf) / 1024:.0f} | "
               f"{pages} | {len(z) / 1024:.0f} |", flush=True)
     for label in ("CT, 16-bit (CT_small)", "MR, JPEG 2000 (MR2)", "Ultrasound, multi-frame JPEG (YBR)"):

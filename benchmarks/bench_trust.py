@@ -18,22 +18,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _timing import median_ms  # noqa: E402
 
-from medai_core.explain import trust as T  # noqa: E402
 from medai_core.models import get_spec, load_model  # noqa: E402
+from medai_core.trust.randomisation import CascadeResult, _ENTRIES  # noqa: E402
+from medai_core.trust.faithfulness import FaithfulnessCurves  # noqa: E402
+from medai_core.workspaces.vitals.trust import faithfulness_forecast, sanity_check_forecast  # noqa: E402
+from medai_core.workspaces.imaging.trust import faithfulness_image, sanity_check_image  # noqa: E402
+from medai_core.workspaces.notes.trust import faithfulness_note, sanity_check_note  # noqa: E402
+from medai_core.workspaces.records.trust import faithfulness_record, sanity_check_record  # noqa: E402
 
 NOTE = "Cataract in the left eye; phacoemulsification with intraocular lens placement, no complications."
 
 
-def _cases() -> list[tuple[str, object, Callable[[], T.CascadeResult], Callable[[], T.FaithfulnessCurves]]]:
+def _cases() -> list[tuple[str, object, Callable[[], CascadeResult], Callable[[], FaithfulnessCurves]]]:
     """(label, model, cascade(), faithfulness()) per modality x explainer, with the explainer's defaults."""
-    from medai_core import notes as N
-    from medai_core import records as R
-    from medai_core import vitals as V
-    from medai_core.imaging import explain, predict, prepare_input
+    from medai_core.workspaces.notes import pipeline as N
+    from medai_core.workspaces.records import pipeline as R
+    from medai_core.workspaces.vitals import pipeline as V
+    from medai_core.workspaces.imaging.pipeline import explain, predict, prepare_input
     from medai_core.io import load_scan
     from medai_core.io.records import load_records
     from medai_core.io.vitals import load_series
-    from medai_core.samples import sample_path, synthetic_records, synthetic_series_csv
+    from medai_core.workspaces.imaging.samples import sample_path
+    from medai_core.workspaces.records.samples import synthetic_records
+    from medai_core.workspaces.vitals.samples import synthetic_series_csv
 
     cases = []
     spec, model = get_spec("busi_cnn"), load_model("busi_cnn")
@@ -42,23 +49,23 @@ def _cases() -> list[tuple[str, object, Callable[[], T.CascadeResult], Callable[
     for method in ("gradcam", "integrated_gradients"):
         exp = explain(model, spec, x, method, target)
         cases.append((f"image busi_cnn US1 DICOM, {method} ({target})", model,
-                      lambda m=method, e=exp: T.sanity_check_image(model, spec, x, m, target, **e.params),
-                      lambda e=exp: T.faithfulness_image(model, spec, x, target, e.attributions,
+                      lambda m=method, e=exp: sanity_check_image(model, spec, x, m, target, **e.params),
+                      lambda e=exp: faithfulness_image(model, spec, x, target, e.attributions,
                                                          baseline=e.params.get("baseline", "mean"))))
     rspec, rmodel = get_spec("support_ftt"), load_model("support_ftt")
     table = load_records(synthetic_records(4))
     for method in ("shapley_sampling", "integrated_gradients"):
         exp = R.explain_record(rmodel, rspec, table, 0, method)
         cases.append((f"tabular support_ftt synthetic row 0, {method}", rmodel,
-                      lambda m=method: T.sanity_check_record(rmodel, rspec, table, 0, m),
-                      lambda e=exp: T.faithfulness_record(rmodel, rspec, table, 0, e.attributions)))
+                      lambda m=method: sanity_check_record(rmodel, rspec, table, 0, m),
+                      lambda e=exp: faithfulness_record(rmodel, rspec, table, 0, e.attributions)))
     nspec, nmodel = get_spec("notes_tfm"), load_model("notes_tfm")
     vocab = N.load_vocab(nspec)
     label = N.classify(nmodel, nspec, vocab, NOTE).label
     ta = N.explain_note(nmodel, nspec, vocab, NOTE, label)
     cases.append((f"text notes_tfm synthetic sentence, integrated_gradients ({label})", nmodel,
-                  lambda: T.sanity_check_note(nmodel, nspec, vocab, NOTE, label),
-                  lambda: T.faithfulness_note(nmodel, nspec, vocab, NOTE, label, ta.values)))
+                  lambda: sanity_check_note(nmodel, nspec, vocab, NOTE, label),
+                  lambda: faithfulness_note(nmodel, nspec, vocab, NOTE, label, ta.values)))
     for name, case, signal, step in (("icu_gru", "Deteriorating patient (synthetic)", "MAP", 1),
                                      ("cgm_gru", "After a meal (synthetic)", "Glucose", 6)):
         sspec, smodel = get_spec(name), load_model(name)
@@ -67,9 +74,9 @@ def _cases() -> list[tuple[str, object, Callable[[], T.CascadeResult], Callable[
             exp = V.explain_forecast(smodel, sspec, series, signal, step, method)
             cases.append((f"series {name} '{case}', {signal} +{step}, {method}", smodel,
                           lambda s=series, sp=sspec, mo=smodel, sg=signal, st=step, m=method:
-                              T.sanity_check_forecast(mo, sp, s, sg, st, m),
+                              sanity_check_forecast(mo, sp, s, sg, st, m),
                           lambda s=series, sp=sspec, mo=smodel, sg=signal, st=step, e=exp:
-                              T.faithfulness_forecast(mo, sp, s, sg, st, e.attributions)))
+                              faithfulness_forecast(mo, sp, s, sg, st, e.attributions)))
     return cases
 
 
@@ -89,7 +96,7 @@ def main() -> None:
     details = []
     for label, model, cascade, faith in _cases():
         def cold(model=model, cascade=cascade):  # noqa: ANN001, ANN202
-            T._ENTRIES.pop(model, None)  # a fresh cache: copies built again
+            _ENTRIES.pop(model, None)  # a fresh cache: copies built again
             return cascade()
 
         cold_ms, _ = median_ms(cold, args.repeats, warmup=1)

@@ -16,11 +16,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _timing import print_table  # noqa: E402
 
-from medai_core import vitals as V  # noqa: E402
+from medai_core.workspaces.vitals import pipeline as V  # noqa: E402
 from medai_core.io.vitals import load_series, to_series  # noqa: E402
 from medai_core.models import get_spec, load_model  # noqa: E402
 from medai_core.models.forecaster import ICU_SERIES, static_vector  # noqa: E402
-from medai_core.samples import synthetic_icu_case  # noqa: E402
+from medai_core.workspaces.vitals.samples import synthetic_icu_case  # noqa: E402
 
 
 def make_batch_4000(spec, model):  # noqa: ANN001, ANN201 - the forecaster's spec and module

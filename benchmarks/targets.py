@@ -22,13 +22,14 @@ def rows(repeats: int) -> list[tuple[str, float, str, str]]:
     from bench_imaging import _png
     from bench_records import thousand_words
     from bench_vitals import make_batch_4000
-    from medai_core import notes as N
-    from medai_core import records as R
-    from medai_core.imaging import explain, predict, prepare_input
+    from medai_core.workspaces.notes import pipeline as N
+    from medai_core.workspaces.records import pipeline as R
+    from medai_core.workspaces.imaging.pipeline import explain, predict, prepare_input
     from medai_core.io import load_scan
     from medai_core.io.records import load_records
     from medai_core.models import get_spec, load_model
-    from medai_core.samples import sample_path, synthetic_records
+    from medai_core.workspaces.imaging.samples import sample_path
+    from medai_core.workspaces.records.samples import synthetic_records
 
     out = []
     spec, model = get_spec("busi_cnn"), load_model("busi_cnn")

@@ -40,11 +40,10 @@ def _iter_files(paths: Sequence[str]) -> Iterator[Path]:
 def _image_predict(args: argparse.Namespace) -> int:
     from PIL import Image
 
-    from .errors import MedAIError
-    from .explain import EXPLAINERS, normalise_map, overlay
-    from .imaging import explain, predict, prepare_input
-    from .io import load_scan, render
-    from .models import get_spec, load_model
+    from medai_core.errors import MedAIError
+    from medai_core.models import get_spec, load_model
+    from medai_core.workspaces.imaging import (EXPLAINERS, explain, load_scan, normalise_map, overlay, predict,
+                                               prepare_input, render)
 
     if args.sanity and not args.explain:
         print("--sanity checks a heatmap: add --explain NAME --out DIR", file=sys.stderr)
@@ -96,7 +95,9 @@ def _image_predict(args: argparse.Namespace) -> int:
 
 def _write_sanity(model, spec, x, exp, display, signed: bool, stem: Path) -> dict[str, object]:  # noqa: ANN001
     """Both trust checks of the heatmap just written: ``<stem>.sanity.json`` and ``.sanity.png``."""
-    from .explain.trust import TrustReport, faithfulness_image, report_png, sanity_check_image
+    from medai_core.plots.static import report_png
+    from medai_core.trust import TrustReport
+    from medai_core.workspaces.imaging import faithfulness_image, sanity_check_image
 
     cascade = sanity_check_image(model, spec, x, exp.method, exp.target, **exp.params)
     # deletion fills with IG's own reference when there is one (the map explains F(x) - F(reference)),
@@ -111,7 +112,8 @@ def _write_sanity(model, spec, x, exp, display, signed: bool, stem: Path) -> dic
 
 
 def _image_train(args: argparse.Namespace) -> int:
-    from .train.busi import finalize_card, train_busi
+    from medai_core.train.busi import train_busi
+    from medai_core.train.busi_card import finalize_card
 
     _set_threads(args)
     train_busi(Path(args.data), Path(args.out), epochs=args.epochs, seed=args.seed)
@@ -121,9 +123,8 @@ def _image_train(args: argparse.Namespace) -> int:
 
 
 def _records_predict(args: argparse.Namespace) -> int:
-    from .io.records import load_records
-    from .models import get_spec, load_model
-    from .records import score, write_back
+    from medai_core.models import get_spec, load_model
+    from medai_core.workspaces.records import load_records, score, write_back
 
     spec = get_spec(args.model)
     if spec.modality != "tabular":
@@ -138,14 +139,14 @@ def _records_predict(args: argparse.Namespace) -> int:
 
 
 def _records_schema(_: argparse.Namespace) -> int:
-    from .io.records import schema_table
+    from medai_core.workspaces.records import schema_table
 
     schema_table().to_csv(sys.stdout, index=False, lineterminator="\n")
     return 0
 
 
 def _records_train(args: argparse.Namespace) -> int:
-    from .train.support import train_support
+    from medai_core.train.support import train_support
 
     _set_threads(args)
     r = train_support(Path(args.data), Path(args.out), epochs=args.epochs, seed=args.seed,
@@ -156,10 +157,9 @@ def _records_train(args: argparse.Namespace) -> int:
 
 
 def _notes_predict(args: argparse.Namespace) -> int:
-    from .errors import MedAIError
-    from .io.notes import load_notes
-    from .models import get_spec, load_model
-    from .notes import classify, load_vocab
+    from medai_core.errors import MedAIError
+    from medai_core.models import get_spec, load_model
+    from medai_core.workspaces.notes import classify, load_notes, load_vocab
 
     spec = get_spec(args.model)
     if spec.modality != "text":
@@ -186,7 +186,7 @@ def _notes_predict(args: argparse.Namespace) -> int:
 
 
 def _notes_train(args: argparse.Namespace) -> int:
-    from .train.notes import train_notes
+    from medai_core.train.notes import train_notes
 
     _set_threads(args)
     r = train_notes(Path(args.data), Path(args.out), epochs=args.epochs, seed=args.seed,
@@ -197,10 +197,9 @@ def _notes_train(args: argparse.Namespace) -> int:
 
 
 def _vitals_forecast(args: argparse.Namespace) -> int:
-    from .errors import MedAIError
-    from .io.vitals import load_series
-    from .models import get_spec, load_model
-    from .vitals import forecast
+    from medai_core.errors import MedAIError
+    from medai_core.models import get_spec, load_model
+    from medai_core.workspaces.vitals import forecast, load_series
 
     spec = get_spec(args.model)
     if spec.modality != "series":
@@ -222,11 +221,11 @@ def _vitals_forecast(args: argparse.Namespace) -> int:
 
 
 def _vitals_train(args: argparse.Namespace) -> int:
-    from .train.icu import train_icu, write_card
+    from medai_core.train.icu import train_icu, write_card
 
     _set_threads(args)
     if args.model == "cgm_gru":
-        from .train.cgm import train_cgm
+        from medai_core.train.cgm import train_cgm
 
         extra = {"epochs": args.epochs} if args.epochs else {}
         r = train_cgm(Path(args.data), Path(args.out), seed=args.seed, log=lambda m: print(m, file=sys.stderr), **extra)
@@ -246,7 +245,7 @@ class UnknownModality(Exception):
 
 
 def _models(_: argparse.Namespace) -> int:
-    from .models import MODELS, get_spec
+    from medai_core.models import MODELS, get_spec
 
     for name in MODELS:
         s = get_spec(name)
@@ -256,8 +255,8 @@ def _models(_: argparse.Namespace) -> int:
 
 def _add_train(sub, help_: str, data_help: str, epochs: int | None, func) -> argparse.ArgumentParser:  # noqa: ANN001
     """A ``train`` sub-command with the options every trainer shares."""
-    from .models.spec import assets_dir
-    from .train.busi import SEED  # one seed, 20261123, for every trainer
+    from medai_core.models.spec import assets_dir
+    from medai_core.train.busi import SEED  # one seed, 20261123, for every trainer
 
     tr = sub.add_parser("train", help=help_)
     tr.add_argument("--data", required=True, help=data_help)
@@ -324,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .errors import MedAIError
+    from medai_core.errors import MedAIError
 
     args = build_parser().parse_args(argv)
     try:

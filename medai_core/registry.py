@@ -5,7 +5,7 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
-from .errors import UnknownName
+from medai_core.errors import UnknownName
 
 T = TypeVar("T")
 

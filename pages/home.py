@@ -5,8 +5,7 @@ import streamlit as st
 
 import ui
 from medai_core.errors import MedAIError
-from medai_core.models import MODELS, get_spec
-from medai_core.models.spec import assets_dir, card_headline, read_card_markdown
+from medai_core.models import MODELS, assets_dir, card_headline, get_spec, read_card_markdown
 
 ui.route_via_app()
 st.title("MedAI")

@@ -5,18 +5,8 @@ import streamlit as st
 
 import ui
 from medai_core.errors import MedAIError
-from medai_core.explain import COLORMAPS, EXPLAINERS, normalise_map, overlay
-from medai_core.explain import trust as T
-from medai_core.explain.image import IG_BASELINES
-from medai_core.imaging import explain, predict, prepare_input
-from medai_core.io import render
-from medai_core.exports import image_attributions_csv
-from medai_core.io.deid import deidentify_dicom, scan_burned_in_risk
-from medai_core.io.scan import VOI_LUT_PRESET, metadata_rows, window_presets
-from medai_core.report import image_report
 from medai_core.models import get_spec
-from medai_core.plots import image_figure, probability_figure
-from medai_core.samples import SAMPLES, available_samples, sample_path
+from medai_core.workspaces import imaging as W
 
 K_MODEL, K_SOURCE, K_UPLOAD, K_SAMPLE = "imaging.model", "imaging.source", "imaging.upload", "imaging.sample"
 K_METHOD, K_TARGET, K_REVEAL = "imaging.method", "imaging.target", "imaging.reveal"
@@ -32,10 +22,10 @@ with st.sidebar:
         data = up.getvalue() if up is not None else None
         file_name = up.name if up is not None else None
     else:
-        sample = st.selectbox("Demo scan (real DICOMs shipped with pydicom)", available_samples(), key=K_SAMPLE)
-        st.caption(SAMPLES[sample][1])
-        data = sample_path(sample).read_bytes()
-        file_name = sample_path(sample).name
+        sample = st.selectbox("Demo scan (real DICOMs shipped with pydicom)", W.available_samples(), key=K_SAMPLE)
+        st.caption(W.SAMPLES[sample][1])
+        data = W.sample_path(sample).read_bytes()
+        file_name = W.sample_path(sample).name
 if data is None:
     st.info("Upload a scan in the sidebar, or choose a demo scan. Files stay in memory and are never saved.")
     st.stop()
@@ -51,7 +41,7 @@ except MedAIError as err:
 with st.sidebar:
     st.subheader("Viewer")
     frame = st.slider("Frame", 1, scan.n_frames, 1, key=f"imaging.frame.{key}") - 1 if scan.n_frames > 1 else 0
-    presets = window_presets(scan)
+    presets = W.window_presets(scan)
     preset = st.selectbox("Window preset", list(presets), key=f"imaging.preset.{key}")
     window = presets[preset]
     if window is not None:
@@ -61,18 +51,18 @@ with st.sidebar:
         w = st.slider("Width", 1.0, 2 * span + 1, float(min(window[1], 2 * span + 1)), key=f"imaging.w.{key}.{preset}")
         window = (c, w)
     zoom = st.slider("Zoom", 1.0, 8.0, 1.0, 0.5, key="imaging.zoom", help="Drag to pan; scroll or box-zoom too")
-    display = render(scan, frame, window, use_voi_lut=preset == VOI_LUT_PRESET)
-    x = prepare_input(scan, spec, frame)
-    pred = predict(model, spec, x)
+    display = W.render(scan, frame, window, use_voi_lut=preset == W.VOI_LUT_PRESET)
+    x = W.prepare_input(scan, spec, frame)
+    pred = W.predict(model, spec, x)
 
     st.subheader("Explanation")
-    method = st.selectbox("Explainer", EXPLAINERS.names(modalities="image"), key=K_METHOD,
-                          format_func=lambda n: EXPLAINERS.entry(n).meta["label"])
+    method = st.selectbox("Explainer", W.EXPLAINERS.names(modalities="image"), key=K_METHOD,
+                          format_func=lambda n: W.EXPLAINERS.entry(n).meta["label"])
     target = st.selectbox("Explain class", spec.labels, index=spec.labels.index(pred.label), key=f"{K_TARGET}.{key}")
-    meta = EXPLAINERS.entry(method).meta
+    meta = W.EXPLAINERS.entry(method).meta
     params: dict = {}
     if method == "integrated_gradients":
-        params["baseline"] = st.selectbox("IG baseline", IG_BASELINES, key="imaging.ig_base")
+        params["baseline"] = st.selectbox("IG baseline", W.IG_BASELINES, key="imaging.ig_base")
         params["n_steps"] = st.select_slider("IG steps (doubled while the completeness error is over 1%)", [16, 32, 64, 128], 64, key="imaging.ig_steps")
     elif method == "occlusion":
         params["window"] = st.select_slider("Occlusion window (px)", [8, 16, 32], 16, key="imaging.occ_win")
@@ -80,7 +70,7 @@ with st.sidebar:
     elif method == "smoothgrad":
         params["nt_samples"] = st.select_slider("Noise samples", [8, 16, 32, 64], 16, key="imaging.sg_n")
     opacity = st.slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05, key="imaging.opacity")
-    cmap = st.selectbox("Colour map", COLORMAPS, key="imaging.cmap")
+    cmap = st.selectbox("Colour map", W.COLORMAPS, key="imaging.cmap")
     sign = st.radio("Show", ["positive", "absolute"], horizontal=True, key="imaging.sign", disabled=not meta["signed"],
                     help="For signed methods: evidence for the class only, or its magnitude either way")
 
@@ -97,16 +87,16 @@ with p1:
         st.metric("Prediction", pred.label, f"{pred.probabilities[pred.label]:.0%} calibrated", delta_color="off")
     st.caption(f"{spec.name} · prediction {pred.seconds * 1000:.0f} ms · the model sees the file's default window "
                f"in grey at {spec.input_size[0]} x {spec.input_size[1]}")
-p2.plotly_chart(probability_figure(pred, muted=pred.ood), key="imaging.probs")
+p2.plotly_chart(W.probability_figure(pred, muted=pred.ood), key="imaging.probs")
 
 col_a, col_b = st.columns(2)
-col_a.plotly_chart(image_figure(display, "Scan", zoom), key="imaging.original")
+col_a.plotly_chart(W.image_figure(display, "Scan", zoom), key="imaging.original")
 job_key = f"{key}|{frame}|{model_name}|{method}|{target}|{sorted(params.items())}"
 est = ui.estimate(model_name, spec.modality, x, method, params) if method != "gradcam" else None
 est_short = "" if est is None else f"estimated {est.seconds:.1f} s"
 est_text = "" if est is None else (est_short + (f" (up to {est.seconds_max:.1f} s if the steps double)"
                                                 if est.seconds_max > est.seconds * 1.05 else "") + f": {est.note}")
-job = ui.submit_job(job_key, meta["label"], lambda progress: explain(model, spec, x, method, target, progress, **params),
+job = ui.submit_job(job_key, meta["label"], lambda progress: W.explain(model, spec, x, method, target, progress, **params),
                      wait_s=1.0)
 polling = not job.done
 
@@ -133,8 +123,8 @@ def explanation_view() -> None:
     except Exception as err:  # noqa: BLE001 - shown as a message, never a traceback
         ui.show_error(err)
         return
-    heat = normalise_map(exp.attributions, signed=meta["signed"], mode=sign)
-    st.plotly_chart(image_figure(overlay(display, heat, opacity, cmap), f"{meta['label']}: '{target}'", zoom),
+    heat = W.normalise_map(exp.attributions, signed=meta["signed"], mode=sign)
+    st.plotly_chart(W.image_figure(W.overlay(display, heat, opacity, cmap), f"{meta['label']}: '{target}'", zoom),
                     key="imaging.overlay")
     facts = [f"{meta['label']} in {exp.seconds * 1000:.0f} ms" + (f" ({est_short})" if est_short else "")]
     if "convergence_delta" in exp.diagnostics:
@@ -156,14 +146,12 @@ if exp_done is not None:
         m1, m2 = st.columns(2)
         for col, (name, amap) in zip((m1, m2), (("trained model", rep.cascade.trained),
                                                 ("fully randomised model", rep.cascade.randomised))):
-            col.plotly_chart(image_figure(overlay(display, normalise_map(amap, signed=meta["signed"], mode=sign), opacity, cmap),
+            col.plotly_chart(W.image_figure(W.overlay(display, W.normalise_map(amap, signed=meta["signed"], mode=sign), opacity, cmap),
                                           f"{meta['label']}: {name}", zoom, width_hint=360), key=f"imaging.sanity.{name}")
 
     one = est or ui.estimate(model_name, spec.modality, x, method, params)
-    stages = len(T.layer_groups(model))
-    rep = ui.trust_panel(job_key, lambda progress: T.trust_image(model, spec, x, method, target, exp_done, progress, **params),
-                         show_maps, "" if one is None else f"Expected about {stages * one.seconds + 2:.0f} s: {stages} "
-                         f"re-runs of {meta['label']} at ~{one.seconds:.2f} s each (measured here) plus ~2 s of curves.")
+    rep = ui.trust_panel(job_key, lambda progress: W.trust_image(model, spec, x, method, target, exp_done, progress, **params),
+                         show_maps, "" if one is None else W.sanity_check_estimate(model, one.seconds, meta["label"]))
     sanity = rep.summary() if rep is not None else None
 
 st.subheader("How sure is the model?")
@@ -171,7 +159,7 @@ ui.reliability_panel(model_name, pred.probabilities[spec.positive_label], key="i
                      caption="The page's prediction always uses the validated threshold.")
 
 st.subheader("Take it away")
-burned = scan_burned_in_risk(scan)
+burned = W.scan_burned_in_risk(scan)
 checked = False
 if burned:
     checked = st.checkbox("I have checked the image: it shows no burned-in patient text", key=f"imaging.burned.{key}",
@@ -179,12 +167,12 @@ if burned:
     if not checked:
         st.caption(f":material/visibility_off: {burned} Until you tick the box, the report leaves the scan out and the "
                    "de-identified DICOM export is off.")
-files = {"Heatmap values (CSV)": (f"{method}_attributions.csv", "text/csv", lambda: image_attributions_csv(exp_done))} if exp_done else {}
+files = {"Heatmap values (CSV)": (f"{method}_attributions.csv", "text/csv", lambda: W.image_attributions_csv(exp_done))} if exp_done else {}
 if scan.source.startswith("DICOM") and (checked or not burned):
     files["De-identified DICOM"] = ("deidentified.dcm", "application/dicom",
-                                    lambda: deidentify_dicom(data, allow_burned_in=checked).data)
-ui.take_away("imaging.take", lambda: image_report(scan, spec, pred, exp_done, frame=frame, window=window,
-                                                  use_voi_lut=preset == VOI_LUT_PRESET, mode=sign, opacity=opacity,
+                                    lambda: W.deidentify_dicom(data, allow_burned_in=checked).data)
+ui.take_away("imaging.take", lambda: W.image_report(scan, spec, pred, exp_done, frame=frame, window=window,
+                                                  use_voi_lut=preset == W.VOI_LUT_PRESET, mode=sign, opacity=opacity,
                                                   cmap=cmap, file_name=file_name, allow_burned_in=checked,
                                                   sanity=sanity),
              files, "medai_imaging")
@@ -198,4 +186,4 @@ with st.expander("Metadata (patient identifiers hidden)"):
                               "(DICOM PS3.15 basic profile).")
     if reveal:
         st.warning("Identifiers are visible. Do not screenshot or share this view.")
-    st.dataframe(metadata_rows(scan, reveal), hide_index=True, width="stretch")
+    st.dataframe(W.metadata_rows(scan, reveal), hide_index=True, width="stretch")

@@ -4,20 +4,10 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from medai_core import notes as N
-from medai_core import records as R
 from medai_core.errors import MedAIError
-from medai_core.explain import EXPLAINERS, explainer_for
-from medai_core.explain import trust as T
-from medai_core.exports import note_attention_csv, note_attributions_csv, record_attention_csv, record_attributions_csv
-from medai_core.io.notes import MAX_NOTE_CHARS, Note, check_text, load_notes
-from medai_core.io.records import SCHEMA, SchemaError, load_records, record_from_form, schema_table
 from medai_core.models import get_spec
-from medai_core.plots_trust import maps_side_by_side
-from medai_core.report import note_report, record_report
-from medai_core.plots_records import (attention_bar, attention_heatmap, attribution_figure, class_probability_figure,
-                                      importance_figure, risk_figure, word_bar)
-from medai_core.samples import SYNTHETIC_NOTES, synthetic_records
+from medai_core.workspaces import notes as N
+from medai_core.workspaces import records as R
 
 K_TAB_MODEL, K_REC_SOURCE, K_REC_UPLOAD, K_REC_ROW = "records.model", "records.source", "records.upload", "records.row"
 K_NOTE_MODEL, K_NOTE_SOURCE, K_NOTE_UPLOAD, K_NOTE_TEXT = "notes.model", "notes.source", "notes.upload", "notes.text"
@@ -56,7 +46,7 @@ def structured_tab() -> None:
     source = st.radio("Records from", ["Form: one patient", "Upload a CSV", "Synthetic demo batch"], horizontal=True,
                       key=K_REC_SOURCE)
     with st.expander("Published schema for uploads (columns, units, allowed and normal ranges)"):
-        st.dataframe(schema_table(), hide_index=True, width="stretch")
+        st.dataframe(R.schema_table(), hide_index=True, width="stretch")
         st.caption("Blank cells mean 'missing' and are allowed. Optional columns may be left out. An optional "
                    "`id` column names each patient (must be unique). Other columns are ignored.")
     try:
@@ -67,22 +57,22 @@ def structured_tab() -> None:
                            "clear a value to mark it missing.")
                 cols = st.columns(4)
                 values = {}
-                for i, f in enumerate(SCHEMA):
+                for i, f in enumerate(R.SCHEMA):
                     with cols[i % 4]:
                         values[f.name] = _field_input(f, ref[f.name] if f.required else None)
                 st.form_submit_button("Score this patient", type="primary")
-            table = record_from_form(values)
+            table = R.record_from_form(values)
         elif source == "Upload a CSV":
             up = st.file_uploader("Records CSV (one row per patient)", type=["csv"], key=K_REC_UPLOAD)
             if up is None:
                 st.info("Upload a CSV following the schema above. It stays in memory and is never saved.")
                 return
-            table = load_records(up.getvalue())
+            table = R.load_records(up.getvalue())
         else:
-            st.caption("**Synthetic**: made-up records from a seeded generator (`medai_core.samples.synthetic_records`); "
+            st.caption("**Synthetic**: made-up records from a seeded generator (`medai_core.workspaces.records.samples`); "
                        "no real patient.")
-            table = load_records(synthetic_records())
-    except SchemaError as err:
+            table = R.load_records(R.synthetic_records())
+    except R.SchemaError as err:
         st.error("**The table does not follow the records schema.**\n\n" + "\n".join(f"- {p}" for p in err.problems),
                  icon=":material/error:")
         return
@@ -99,9 +89,9 @@ def structured_tab() -> None:
                            "medai_records_risk.csv", "text/csv", icon=":material/download:")
     row = st.selectbox("Patient to explain", range(len(table)), format_func=lambda i: f"{table.ids[i]} ({scores.risk[i]:.0%})",
                        key=K_REC_ROW) if len(table) > 1 else 0
-    methods = sorted(EXPLAINERS.names(modalities=spec.modality), key=lambda n: n != "shapley_sampling")
+    methods = sorted(R.EXPLAINERS.names(modalities=spec.modality), key=lambda n: n != "shapley_sampling")
     c1, c2 = st.columns([3, 2])
-    method = c2.radio("Attribution method", methods, key="records.method", format_func=lambda n: explainer_for(n, "tabular")[1]["label"],
+    method = c2.radio("Attribution method", methods, key="records.method", format_func=lambda n: R.explainer_for(n, "tabular")[1]["label"],
                       help="Shapley value sampling (default): swaps whole features, so missing and categorical values "
                            "are handled exactly and contributions add up to the risk difference. Integrated Gradients "
                            "interpolates the feature tokens: faster, approximate (convergence delta shown).")
@@ -114,41 +104,41 @@ def structured_tab() -> None:
     c1.metric(f"Patient {table.ids[row]}: risk of {spec.extra['risk_of']}", f"{scores.risk[row]:.1%}")
     c1.markdown(f"Label: **{scores.labels[row]}** (threshold {scores.threshold:.0%}, chosen on validation by Youden's J)  \n"
                 f":gray[scored {len(table):,} record(s) in {score_ms:.0f} ms]")
-    c1.plotly_chart(risk_figure(scores.risk[row], scores.threshold, spec.extra["risk_of"], d["reference_risk"]), key="records.risk")
+    c1.plotly_chart(R.risk_figure(scores.risk[row], scores.threshold, spec.extra["risk_of"], d["reference_risk"]), key="records.risk")
     with st.expander("How sure is the model? Reliability on the held-out split and the operating threshold", expanded=True):
         ui.reliability_panel(name, float(scores.risk[row]), key="records.rel",
                              caption="The label above always uses the validated threshold.")
-    st.plotly_chart(attribution_figure(R.attribution_frame(exp, table, row),
+    st.plotly_chart(R.attribution_figure(R.attribution_frame(exp, table, row),
                                        f"Why {scores.risk[row]:.1%} rather than the reference patient's {d['reference_risk']:.1%}"),
                     key="records.attr")
     extra = (f"convergence delta {d['convergence_delta']:.2e} ({d['relative_delta']:.2%} of the difference)"
              if "convergence_delta" in d else f"sum of contributions equals the risk difference to within {abs(d['sum_minus_difference']):.1e}")
-    st.caption(f"{explainer_for(method, 'tabular')[1]['label']} in {exp.seconds * 1000:.0f} ms · {extra}. "
+    st.caption(f"{R.explainer_for(method, 'tabular')[1]['label']} in {exp.seconds * 1000:.0f} ms · {extra}. "
                "The reference is the typical training patient (see the form's pre-filled values).")
     with st.expander("Can I trust these attributions? Sanity check and faithfulness", expanded=False):
-        names = [f.label for f in SCHEMA]
-        rep = ui.trust_panel(f"records|{key}", lambda progress: T.trust_record(model, spec, table, row, method, exp, progress),
-                             lambda r: st.plotly_chart(maps_side_by_side(r.cascade.trained, r.cascade.randomised, names,
+        names = [f.label for f in R.SCHEMA]
+        rep = ui.trust_panel(f"records|{key}", lambda progress: R.trust_record(model, spec, table, row, method, exp, progress),
+                             lambda r: st.plotly_chart(R.maps_side_by_side(r.cascade.trained, r.cascade.randomised, names,
                                                                          "Attributions: trained vs fully randomised model"),
                                                        key="records.sanity.maps"))
     st.subheader("Attention map")
     att = R.attention(model, table, row)
-    names = [f.label for f in SCHEMA]
+    names = [f.label for f in R.SCHEMA]
     a1, a2 = st.columns(2)
     layer = a1.selectbox("Layer", range(att.shape[0]), format_func=lambda i: f"layer {i + 1}", index=att.shape[0] - 1, key="records.layer")
     head = a2.selectbox("Head", [-1, *range(att.shape[1])], format_func=lambda h: "mean of heads" if h < 0 else f"head {h + 1}", key="records.head")
     w = att[layer].mean(0) if head < 0 else att[layer, head]
-    st.plotly_chart(attention_bar(w, names, f"CLS-to-feature attention, layer {layer + 1}, "
+    st.plotly_chart(R.attention_bar(w, names, f"CLS-to-feature attention, layer {layer + 1}, "
                                   f"{'mean of heads' if head < 0 else f'head {head + 1}'}"), key="records.attn")
     st.caption("Attention shows where the model looked, not whether a value raised or lowered the risk.")
     with st.expander("All layers and heads"):
-        st.plotly_chart(attention_heatmap(att, names, "CLS-to-feature attention"), key="records.attn_all")
+        st.plotly_chart(R.attention_heatmap(att, names, "CLS-to-feature attention"), key="records.attn_all")
     st.subheader("Take it away")
-    ui.take_away("records.take", lambda: record_report(table, row, spec, scores, exp, attention=att,
+    ui.take_away("records.take", lambda: R.record_report(table, row, spec, scores, exp, attention=att,
                                                        sanity=rep.summary() if rep else None),
                  {"Attributions (CSV)": (f"record_{method}_attributions.csv", "text/csv",
-                                         lambda: record_attributions_csv(exp, values=table.frame.iloc[row].to_dict())),
-                  "Attention (CSV)": ("record_attention.csv", "text/csv", lambda: record_attention_csv(att))},
+                                         lambda: R.record_attributions_csv(exp, values=table.frame.iloc[row].to_dict())),
+                  "Attention (CSV)": ("record_attention.csv", "text/csv", lambda: R.record_attention_csv(att))},
                  "medai_record")
     if len(table) > 1:
         st.subheader("Global importance for this batch")
@@ -157,7 +147,7 @@ def structured_tab() -> None:
             with st.spinner("Attributing the batch…"):
                 st.session_state[gkey] = R.global_importance(model, spec, table)
         g = st.session_state[gkey]
-        st.plotly_chart(importance_figure(g, f"Mean |contribution| over {g.attrs['n_records']} records "
+        st.plotly_chart(R.importance_figure(g, f"Mean |contribution| over {g.attrs['n_records']} records "
                                              "(Integrated Gradients on feature tokens)"), key="records.global")
 
 
@@ -171,21 +161,21 @@ def notes_tab() -> None:
     source = st.radio("Note from", ["Paste text", "Upload .txt / .csv", "Synthetic demo note"], horizontal=True, key=K_NOTE_SOURCE)
     try:
         if source == "Paste text":
-            text = st.text_area("Clinical note", height=180, max_chars=MAX_NOTE_CHARS, key=K_NOTE_TEXT,
+            text = st.text_area("Clinical note", height=180, max_chars=N.MAX_NOTE_CHARS, key=K_NOTE_TEXT,
                                 placeholder="Paste a transcription; it stays in memory and is never saved.")
             if not text.strip():
                 st.info("Paste a note, upload a file, or pick a synthetic demo note.")
                 return
-            notes = [Note(check_text(text), "file", "pasted note")]
+            notes = [N.Note(N.check_text(text), "file", "pasted note")]
         elif source == "Upload .txt / .csv":
             up = st.file_uploader("A .txt note, or a .csv with a 'text' column (and optional 'id')", type=["txt", "csv"], key=K_NOTE_UPLOAD)
             if up is None:
                 st.info("Upload a file. It stays in memory and is never saved.")
                 return
-            notes = load_notes(up.getvalue(), up.name)
+            notes = N.load_notes(up.getvalue(), up.name)
         else:
-            pick = st.selectbox("Synthetic note (written for MedAI, not from MTSamples)", list(SYNTHETIC_NOTES), key="notes.demo")
-            notes = [Note(SYNTHETIC_NOTES[pick], "file", pick)]
+            pick = st.selectbox("Synthetic note (written for MedAI, not from MTSamples)", list(N.SYNTHETIC_NOTES), key="notes.demo")
+            notes = [N.Note(N.SYNTHETIC_NOTES[pick], "file", pick)]
     except MedAIError as err:
         ui.show_error(err)
         return
@@ -198,7 +188,7 @@ def notes_tab() -> None:
         i = st.selectbox("Note to explain", range(len(notes)), format_func=lambda k: notes[k].ref, key="notes.pick")
     note, pred = notes[i], preds[i]
     c1, c2 = st.columns([3, 2])
-    c1.plotly_chart(class_probability_figure(pred.top(3), "Top 3 specialties (calibrated)"), key="notes.probs")
+    c1.plotly_chart(N.class_probability_figure(pred.top(3), "Top 3 specialties (calibrated)"), key="notes.probs")
     win = spec.extra["max_tokens"]
     c2.markdown(f"**{pred.label}** · {pred.probabilities[pred.label]:.0%}  \n:gray[classified {len(notes)} note(s) in {classify_ms:.0f} ms]  \n"
                 f"{pred.n_tokens:,} words"
@@ -225,11 +215,11 @@ def notes_tab() -> None:
                f"{ta.explanation.seconds * 1000:.0f} ms, convergence delta {d['relative_delta']:.2%} of the logit difference. "
                "Red: evidence for the specialty; green: against. Hover a word for its value.")
     st.markdown(N.highlight_html(ta.tokens, ta.values, signed=True), unsafe_allow_html=True)
-    st.plotly_chart(word_bar(N.top_words(ta.tokens, ta.values), f"Words that moved '{target}' most"), key="notes.words")
+    st.plotly_chart(N.word_bar(N.top_words(ta.tokens, ta.values), f"Words that moved '{target}' most"), key="notes.words")
     with st.expander("Can I trust these word attributions? Sanity check and faithfulness", expanded=False):
         words_read = [enc.tokens.text[a:b] for a, b in enc.tokens.spans]
-        rep = ui.trust_panel(f"notes|{key}", lambda progress: T.trust_note(model, spec, vocab, enc, target, ta.values, progress),
-                             lambda r: st.plotly_chart(maps_side_by_side(r.cascade.trained, r.cascade.randomised, words_read,
+        rep = ui.trust_panel(f"notes|{key}", lambda progress: N.trust_note(model, spec, vocab, enc, target, ta.values, progress),
+                             lambda r: st.plotly_chart(N.maps_side_by_side(r.cascade.trained, r.cascade.randomised, words_read,
                                                                          "Word attributions: trained vs fully randomised model"),
                                                        key="notes.sanity.maps"))
     st.subheader("Attention map")
@@ -243,13 +233,13 @@ def notes_tab() -> None:
                "spread" + (" (this head spreads its attention almost evenly)." if N.attention_peakedness(w) < 2 else "."))
     st.markdown(N.highlight_html(enc.tokens, w, signed=False), unsafe_allow_html=True)
     words = [enc.tokens.text[a:b] for a, b in enc.tokens.spans]
-    st.plotly_chart(attention_bar(np.asarray(w), [f"{wd} #{k + 1}" for k, wd in enumerate(words)],
+    st.plotly_chart(N.attention_bar(np.asarray(w), [f"{wd} #{k + 1}" for k, wd in enumerate(words)],
                                   f"Most attended words, layer {layer + 1}", top=15), key="notes.attn")
     st.subheader("Take it away")
-    ui.take_away("notes.take", lambda: note_report(note.text, spec, vocab, pred, ta, attention=att, ref=note.ref,
+    ui.take_away("notes.take", lambda: N.note_report(note.text, spec, vocab, pred, ta, attention=att, ref=note.ref,
                                                    sanity=rep.summary() if rep else None),
-                 {"Word attributions (CSV)": ("note_attributions.csv", "text/csv", lambda: note_attributions_csv(ta.tokens, ta.values)),
-                  "Attention (CSV)": ("note_attention.csv", "text/csv", lambda: note_attention_csv(enc.tokens, att))},
+                 {"Word attributions (CSV)": ("note_attributions.csv", "text/csv", lambda: N.note_attributions_csv(ta.tokens, ta.values)),
+                  "Attention (CSV)": ("note_attention.csv", "text/csv", lambda: N.note_attention_csv(enc.tokens, att))},
                  "medai_note")
     st.caption("The note's text and its file name are identifiers: the report leaves them out unless included; the "
                "CSVs hold the words the model read, which are the explanation itself.")

@@ -15,7 +15,7 @@ if str(ROOT) not in sys.path:
 
 def pydicom_file(name: str) -> Path:
     """A test file shipped by pydicom or the pydicom-data package (never downloaded)."""
-    from medai_core.samples import _pydicom_dirs
+    from medai_core.workspaces.imaging.samples import _pydicom_dirs
 
     for d in _pydicom_dirs():
         if (d / name).exists():

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..registry import Registry
+from medai_core.registry import Registry
 
 ProgressFn = Callable[[float], None]
 
@@ -77,7 +77,7 @@ def explainer_for(name: str, modality: str) -> tuple[Callable[..., Explanation],
         UnknownName: no such explainer (with suggestions).
         InputError: the explainer exists but not for this modality.
     """
-    from ..errors import InputError
+    from medai_core.errors import InputError
 
     entry = EXPLAINERS.entry(name)
     hit = entry.meta["impl"].get(modality)
@@ -145,7 +145,7 @@ def cancellable(progress: ProgressFn | None, cancel: threading.Event) -> Progres
     one batch of the request; the exception unwinds through Captum, whose hooks are removed in
     ``finally`` blocks, and reaches the caller as ``Cancelled`` (a ``MedAIError``, not an ``InputError``).
     """
-    from ..errors import Cancelled
+    from medai_core.errors import Cancelled
 
     def report(fraction: float) -> None:
         if cancel.is_set():

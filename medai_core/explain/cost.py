@@ -19,12 +19,12 @@ import statistics
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from torch import nn
 
-from ..errors import ConfigError, InputError
+from medai_core.errors import ConfigError, InputError
 
 MEMORY_ENV = "MEDAI_ATTRIBUTION_MEMORY_MB"
 DEFAULT_MEMORY_MB = 1024.0
@@ -214,7 +214,7 @@ def clear_caches() -> None:
 Plan = list[tuple[int, int, bool]]  # (number of passes, rows per pass, with backward)
 
 
-def _chunks(n: int, size: int, backward: bool, times: int = 1, rows_per: int = 1) -> Plan:
+def chunks(n: int, size: int, backward: bool, times: int = 1, rows_per: int = 1) -> Plan:
     """``n`` items in batches of ``size`` items (each item ``rows_per`` rows), ``times`` over."""
     full, rest = divmod(n, size)
     plan = [(full * times, size * rows_per, backward)] if full else []
@@ -271,11 +271,29 @@ def _plan_seconds(module: nn.Module, args: Args, plan: Plan) -> float:
     return total
 
 
-def _doublings(n_steps: int, max_steps: int) -> list[int]:
+def doublings(n_steps: int, max_steps: int) -> list[int]:
     steps = [n_steps]
     while steps[-1] * 2 <= max_steps:
         steps.append(steps[-1] * 2)
     return steps
+
+
+PlanFn = Callable[[nn.Module, Any, Mapping[str, Any], "float | None"], "Estimate"]
+_PLANS: dict[tuple[str, str], PlanFn] = {}
+
+
+def register_plan(modality: str, *methods: str) -> Callable[[PlanFn], PlanFn]:
+    """Register how ``methods`` on ``modality`` models spend their passes (beside each explainer).
+
+    The plan function takes ``(model, x, params, memory_mb)``, with the explainer's defaults filled in
+    ``params``, and returns ``finish(...)`` of its pass plan. Registered from the explainer's own
+    module, so this module never imports the explainers.
+    """
+    def deco(fn: PlanFn) -> PlanFn:
+        for method in methods:
+            _PLANS[(modality, method)] = fn
+        return fn
+    return deco
 
 
 def estimate_seconds(model: nn.Module, spec_modality: str, x: Any, method: str,
@@ -290,13 +308,16 @@ def estimate_seconds(model: nn.Module, spec_modality: str, x: Any, method: str,
     Raises:
         InputError: no estimate for this method and modality.
     """
-    from .base import explainer_for, model_lock, thread_copy
+    from medai_core.explain.base import explainer_for, model_lock, thread_copy
 
     fn, _ = explainer_for(method, spec_modality)
+    plan = _PLANS.get((spec_modality, method))
+    if plan is None:
+        raise InputError(f"No time estimate for {method} on {spec_modality} models.")
     p = {**_defaults(fn), **dict(params or {})}
     m = thread_copy(model)  # hooks and timed passes on this thread's copy, never the shared model
     with model_lock(m):
-        return _estimate(m, spec_modality, x, method, p, memory_mb)
+        return plan(m, x, p, memory_mb)
 
 
 def _defaults(fn: Any) -> dict[str, Any]:
@@ -306,64 +327,9 @@ def _defaults(fn: Any) -> dict[str, Any]:
             if v.default is not inspect.Parameter.empty and v.kind is inspect.Parameter.KEYWORD_ONLY}
 
 
-def _estimate(m: nn.Module, modality: str, x: Any, method: str, p: dict[str, Any],
-              memory_mb: float | None) -> Estimate:
-    key = (modality, method)
-    if modality == "image":
-        args: Args = (x,)
-        module: nn.Module = m
-        if key == ("image", "gradcam"):
-            return _finish(module, args, [(1, 1, True)], None, 1, "1 forward + backward pass")
-        if key == ("image", "integrated_gradients"):
-            b = resolve_batch(m, args, True, IMAGE_IG_CAP, p.get("internal_batch_size"), memory_mb)
-            plans = [_chunks(n, b, True) + [(4, 1, False)] for n in _doublings(int(p["n_steps"]), int(p["max_steps"]))]
-            return _finish(module, args, plans[0], plans, b, f"steps in batches of {b}")
-        if key == ("image", "smoothgrad"):
-            b = min(int(p["nt_samples"]), resolve_batch(m, args, True, IMAGE_CAP, p.get("batch"), memory_mb))
-            return _finish(module, args, _chunks(int(p["nt_samples"]), b, True), None, b, f"noisy copies in batches of {b}")
-        if key == ("image", "occlusion"):
-            b = resolve_batch(m, args, False, IMAGE_CAP, p.get("batch"), memory_mb)
-            n = image_windows(x.shape[-2], x.shape[-1], int(p["window"]), int(p["stride"]))
-            return _finish(module, args, _chunks(n, b, False) + [(1, 1, False)], None, b,
-                           f"{n} windows in batches of {b}")
-    if modality == "tabular":
-        from .tabular import _Risk
-
-        module, args = _Risk(m), (x,)
-        n_feat = x.shape[1]
-        if method == "shapley_sampling":
-            b = resolve_batch(module, args, False, n_feat, p.get("batch"), memory_mb)
-            plan = _chunks(n_feat, b, False, times=int(p["n_samples"])) + [(3, 1, False)]
-            return _finish(module, args, plan, None, b, f"{p['n_samples']} orders x {n_feat} features, batches of {b}")
-        if method == "integrated_gradients":
-            n = int(p["n_steps"])
-            b = resolve_batch(module, args, True, n, p.get("batch"), memory_mb)
-            return _finish(module, args, _chunks(n, b, True) + [(6, 1, False)], None, b, f"steps in batches of {b}")
-    if modality == "text" and method == "integrated_gradients":
-        module, n_win = m, x.shape[0]
-        args = (x, x == 0)
-        n = int(p["n_steps"])
-        b = resolve_batch(m, args, True, max(n, int(p["max_steps"])) * n_win, p.get("batch"), memory_mb)
-        per = max(1, b // n_win)
-        plans = [_chunks(k, per, True, rows_per=n_win) + [(6, n_win, False)]
-                 for k in _doublings(n, int(p["max_steps"]))]
-        return _finish(module, args, plans[0], plans, per * n_win, f"{n_win} window(s) x steps, batches of {per * n_win} rows")
-    if modality == "series":
-        from .series import _Median
-
-        module, args = _Median(m), tuple(x)
-        if method == "integrated_gradients":
-            n = int(p["n_steps"])
-            b = resolve_batch(module, args, True, n, p.get("batch"), memory_mb)
-            return _finish(module, args, _chunks(n, b, True) + [(4, 1, False)], None, b, f"steps in batches of {b}")
-        if method == "occlusion":
-            b = resolve_batch(module, args, False, SERIES_CAP, p.get("batch"), memory_mb)
-            n = x[0].shape[1] * x[0].shape[2]
-            return _finish(module, args, _chunks(n, b, False) + [(1, 1, False)], None, b, f"{n} values in batches of {b}")
-    raise InputError(f"No time estimate for {method} on {modality} models.")
-
-
-def _finish(module: nn.Module, args: Args, plan: Plan, plans: list[Plan] | None, batch: int, what: str) -> Estimate:
+def finish(module: nn.Module, args: Args, plan: Plan, plans: list[Plan] | None, batch: int, what: str) -> Estimate:
+    """The ``Estimate`` of ``plan`` (and of the worst case over ``plans``, for methods that refine) on
+    ``module`` called with ``args``: pass times measured here; ``what`` describes the batches."""
     seconds = _plan_seconds(module, args, plan)
     worst = sum(_plan_seconds(module, args, q) for q in plans) if plans else seconds
     main = max(plan, key=lambda c: (c[0] * c[1], c[2]))

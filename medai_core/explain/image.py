@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Any
 
 import numpy as np
 import torch
@@ -15,9 +16,10 @@ from captum.attr import (IntegratedGradients, LayerAttribution, LayerGradCam, No
                          Saliency)
 from torch import nn
 
-from ..errors import InputError
-from .base import CountingForward, Explanation, ProgressFn, model_lock, refine_steps, register_explainer, seeded
-from .cost import IMAGE_CAP, IMAGE_IG_CAP, image_windows, resolve_batch
+from medai_core.errors import InputError
+from medai_core.explain.base import CountingForward, Explanation, ProgressFn, model_lock, refine_steps, register_explainer, seeded
+from medai_core.explain.cost import (IMAGE_CAP, IMAGE_IG_CAP, Estimate, chunks, doublings, finish, image_windows,
+                                     register_plan, resolve_batch)
 
 IG_BASELINES = ("black", "blurred", "mean", "noise")
 
@@ -145,3 +147,29 @@ def occlusion(model: nn.Module, x: torch.Tensor, target: int, *, window: int = 1
                                         baselines=fill, perturbations_per_eval=batch)
     return Explanation("occlusion", str(target), _sum_channels(attr), {},
                        {"window": window, "stride": stride}, time.perf_counter() - t0)
+
+
+# ---- time estimates (explain.cost): the passes each method makes, with the batches it will use
+@register_plan("image", "gradcam")
+def _plan_gradcam(m: nn.Module, x: torch.Tensor, p: dict[str, Any], memory_mb: float | None) -> Estimate:
+    return finish(m, (x,), [(1, 1, True)], None, 1, "1 forward + backward pass")
+
+
+@register_plan("image", "integrated_gradients")
+def _plan_ig(m: nn.Module, x: torch.Tensor, p: dict[str, Any], memory_mb: float | None) -> Estimate:
+    b = resolve_batch(m, (x,), True, IMAGE_IG_CAP, p.get("internal_batch_size"), memory_mb)
+    plans = [chunks(n, b, True) + [(4, 1, False)] for n in doublings(int(p["n_steps"]), int(p["max_steps"]))]
+    return finish(m, (x,), plans[0], plans, b, f"steps in batches of {b}")
+
+
+@register_plan("image", "smoothgrad")
+def _plan_smoothgrad(m: nn.Module, x: torch.Tensor, p: dict[str, Any], memory_mb: float | None) -> Estimate:
+    b = min(int(p["nt_samples"]), resolve_batch(m, (x,), True, IMAGE_CAP, p.get("batch"), memory_mb))
+    return finish(m, (x,), chunks(int(p["nt_samples"]), b, True), None, b, f"noisy copies in batches of {b}")
+
+
+@register_plan("image", "occlusion")
+def _plan_occlusion(m: nn.Module, x: torch.Tensor, p: dict[str, Any], memory_mb: float | None) -> Estimate:
+    b = resolve_batch(m, (x,), False, IMAGE_CAP, p.get("batch"), memory_mb)
+    n = image_windows(x.shape[-2], x.shape[-1], int(p["window"]), int(p["stride"]))
+    return finish(m, (x,), chunks(n, b, False) + [(1, 1, False)], None, b, f"{n} windows in batches of {b}")

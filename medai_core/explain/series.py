@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Any
 
 import torch
 from captum.attr import FeatureAblation, IntegratedGradients
 from torch import nn
 
-from .base import CountingForward, Explanation, ProgressFn, model_lock, register_explainer
-from .cost import SERIES_CAP, resolve_batch
+from medai_core.explain.base import CountingForward, Explanation, ProgressFn, model_lock, register_explainer
+from medai_core.explain.cost import SERIES_CAP, Estimate, chunks, finish, register_plan, resolve_batch
 
 
 class _Median(nn.Module):
@@ -69,3 +70,19 @@ def ablation_series(model: nn.Module, inputs: tuple[torch.Tensor, ...], target: 
         attr = FeatureAblation(fwd).attribute(x, baselines=0.0, target=target, additional_forward_args=(m, pad, static),
                                               perturbations_per_eval=batch)
     return Explanation("occlusion", str(target), attr[0].double().numpy(), {}, {}, time.perf_counter() - t0)
+
+
+# ---- time estimates (explain.cost): the passes each method makes, with the batches it will use
+@register_plan("series", "integrated_gradients")
+def _plan_ig(m: nn.Module, x: Any, p: dict[str, Any], memory_mb: float | None) -> Estimate:
+    module, args, n = _Median(m), tuple(x), int(p["n_steps"])
+    b = resolve_batch(module, args, True, n, p.get("batch"), memory_mb)
+    return finish(module, args, chunks(n, b, True) + [(4, 1, False)], None, b, f"steps in batches of {b}")
+
+
+@register_plan("series", "occlusion")
+def _plan_occlusion(m: nn.Module, x: Any, p: dict[str, Any], memory_mb: float | None) -> Estimate:
+    module, args = _Median(m), tuple(x)
+    b = resolve_batch(module, args, False, SERIES_CAP, p.get("batch"), memory_mb)
+    n = x[0].shape[1] * x[0].shape[2]
+    return finish(module, args, chunks(n, b, False) + [(1, 1, False)], None, b, f"{n} values in batches of {b}")

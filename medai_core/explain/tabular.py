@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Any
 
 import numpy as np
 import torch
 from captum.attr import LayerIntegratedGradients, ShapleyValueSampling
 from torch import nn
 
-from .base import CountingForward, Explanation, ProgressFn, model_lock, register_explainer, seeded
-from .cost import resolve_batch
+from medai_core.explain.base import CountingForward, Explanation, ProgressFn, model_lock, register_explainer, seeded
+from medai_core.explain.cost import Estimate, chunks, finish, register_plan, resolve_batch
 
 
 class _Risk(nn.Module):
@@ -88,3 +89,19 @@ def integrated_gradients_tabular(model: nn.Module, x: torch.Tensor, target: int,
 
 def finite(a: np.ndarray) -> bool:
     return bool(np.isfinite(a).all())
+
+
+# ---- time estimates (explain.cost): the passes each method makes, with the batches it will use
+@register_plan("tabular", "shapley_sampling")
+def _plan_shapley(m: nn.Module, x: torch.Tensor, p: dict[str, Any], memory_mb: float | None) -> Estimate:
+    module, args, n_feat = _Risk(m), (x,), x.shape[1]
+    b = resolve_batch(module, args, False, n_feat, p.get("batch"), memory_mb)
+    plan = chunks(n_feat, b, False, times=int(p["n_samples"])) + [(3, 1, False)]
+    return finish(module, args, plan, None, b, f"{p['n_samples']} orders x {n_feat} features, batches of {b}")
+
+
+@register_plan("tabular", "integrated_gradients")
+def _plan_ig(m: nn.Module, x: torch.Tensor, p: dict[str, Any], memory_mb: float | None) -> Estimate:
+    module, args, n = _Risk(m), (x,), int(p["n_steps"])
+    b = resolve_batch(module, args, True, n, p.get("batch"), memory_mb)
+    return finish(module, args, chunks(n, b, True) + [(6, 1, False)], None, b, f"steps in batches of {b}")

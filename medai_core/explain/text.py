@@ -8,13 +8,14 @@ windows (so they add up across windows to the note's averaged logit minus the ba
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from captum.attr import LayerIntegratedGradients
 from torch import nn
 
-from .base import CountingForward, Explanation, ProgressFn, model_lock, refine_steps, register_explainer
-from .cost import resolve_batch
+from medai_core.explain.base import CountingForward, Explanation, ProgressFn, model_lock, refine_steps, register_explainer
+from medai_core.explain.cost import Estimate, chunks, doublings, finish, register_plan, resolve_batch
 
 
 def text_baseline(ids: torch.Tensor) -> torch.Tensor:
@@ -64,3 +65,13 @@ def _lig_text(model: nn.Module, ids: torch.Tensor, target: int, n_steps: int,
                        {"convergence_delta": d, "relative_delta": d / max(abs(float(diff)), 1e-6),
                         "logit_difference": float(diff)},
                        {"n_steps": n_steps}, 0.0)
+
+
+# ---- time estimate (explain.cost): the passes IG makes over every window, with the batches it will use
+@register_plan("text", "integrated_gradients")
+def _plan_ig(m: nn.Module, x: torch.Tensor, p: dict[str, Any], memory_mb: float | None) -> Estimate:
+    n_win, args, n = x.shape[0], (x, x == 0), int(p["n_steps"])
+    b = resolve_batch(m, args, True, max(n, int(p["max_steps"])) * n_win, p.get("batch"), memory_mb)
+    per = max(1, b // n_win)
+    plans = [chunks(k, per, True, rows_per=n_win) + [(6, n_win, False)] for k in doublings(n, int(p["max_steps"]))]
+    return finish(m, args, plans[0], plans, per * n_win, f"{n_win} window(s) x steps, batches of {per * n_win} rows")

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .catalog import BUSI_LABELS, BUSI_SPEC  # noqa: F401  (re-exported)
+from medai_core.models.catalog import BUSI_LABELS, BUSI_SPEC  # noqa: F401  (re-exported)
 
 FEATURE_DIM = 96 + 192
 
@@ -112,8 +112,6 @@ class BusiNet(nn.Module):
         """Mahalanobis distance of pooled features to the training distribution, (N,)."""
         d = feats - self.ood_mean
         return torch.sqrt(torch.clamp(((d @ self.ood_precision) * d).sum(1), min=0))
-
-
 
 
 def build_busi_cnn() -> nn.Module:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import importlib
 from typing import Any, Callable
 
-from ..io.series_spec import SeriesSpec, Signal
-from .spec import ModelSpec, register_model
+from medai_core.io.series_spec import SeriesSpec, Signal
+from medai_core.models.spec import ModelSpec, register_model
 
 
 def _lazy(module: str, builder: str) -> Callable[[], Any]:

@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .catalog import (CGM_HISTORY, CGM_HORIZON, CGM_SERIES, CGM_SIGNALS, CGM_SPEC, ICU_HISTORY,  # noqa: F401
+from medai_core.models.catalog import (CGM_HISTORY, CGM_HORIZON, CGM_SERIES, CGM_SIGNALS, CGM_SPEC, ICU_HISTORY,  # noqa: F401
                       ICU_HORIZON, ICU_SERIES, ICU_SIGNALS, ICU_SPEC, ICU_TARGETS, QUANTILES)  # (re-exported)
-from .spec import ModelSpec
+from medai_core.models.spec import ModelSpec
 
 
 class TemporalAttention(nn.Module):
@@ -99,7 +99,6 @@ def quantile_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
 # ---------------------------------------------------------------- PhysioNet 2012 ICU vitals
 
 
-
 def static_vector(static: dict[str, float], spec: ModelSpec, n_steps: int) -> list[float]:
     """ICU statics: age / 100, sex (1 male, 0 female, 0.5 unknown), ICU type one-hot (4), and hours since
     the record began at the forecast origin / 48 (PhysioNet records begin at ICU admission; for an
@@ -119,7 +118,6 @@ def build_icu_gru() -> QuantileForecaster:
 
 
 # ---------------------------------------------------------------- continuous glucose monitoring
-
 
 
 def build_cgm_gru() -> QuantileForecaster:

@@ -2,7 +2,7 @@
 
 Input: token ids (N, T) with ``<cls>`` at position 0 and ``<pad>`` = 0 after the text; T <= 1 +
 ``MAX_TOKENS``. Longer notes are read in consecutive windows and their logits averaged
-(``medai_core.notes``). Output: (N, classes) logits; ``temperature`` (a buffer, fitted on
+(``medai_core.workspaces.notes``). Output: (N, classes) logits; ``temperature`` (a buffer, fitted on
 validation) calibrates them.
 
 The classifier reads the CLS token plus a mean of the token states (the mean keeps small-data
@@ -15,8 +15,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .blocks import Block, cls_attention
-from .catalog import MAX_TOKENS, NOTES_LABELS, NOTES_SPEC  # noqa: F401  (re-exported)
+from medai_core.models.blocks import Block, cls_attention
+from medai_core.models.catalog import MAX_TOKENS, NOTES_LABELS, NOTES_SPEC  # noqa: F401  (re-exported)
 
 VOCAB_SIZE = 16000
 
@@ -60,8 +60,6 @@ class NotesTransformer(nn.Module):
     def cls_attention(self, ids: torch.Tensor) -> torch.Tensor:
         """CLS-to-token attention: (layers, N, heads, T-1)."""
         return cls_attention(self.forward_with_attention(ids)[1])
-
-
 
 
 def build_notes_tfm() -> NotesTransformer:

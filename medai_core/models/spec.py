@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..errors import ModelError
-from ..registry import Registry
+from medai_core.errors import ModelError
+from medai_core.registry import Registry
 
 if TYPE_CHECKING:
     from torch import nn

@@ -19,9 +19,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..io.records import SCHEMA, RecordTable
-from .blocks import Block, binary_calibrate, cls_attention
-from .catalog import SUPPORT_SPEC  # noqa: F401  (re-exported)
+from medai_core.io.records import SCHEMA, RecordTable
+from medai_core.models.blocks import Block, binary_calibrate, cls_attention
+from medai_core.models.catalog import SUPPORT_SPEC  # noqa: F401  (re-exported)
 
 # Right-skewed laboratory values are modelled on a log scale.
 LOG_FEATURES = {"wblc", "bili", "crea", "bun", "urine", "glucose", "pafi"}
@@ -146,8 +146,6 @@ class RiskHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model.predict_proba(x).unsqueeze(-1)
-
-
 
 
 def build_support_ftt() -> SupportFTT:

@@ -19,11 +19,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..io.vitals import to_series
-from ..models.forecaster import CGM_HISTORY, CGM_HORIZON, CGM_SERIES, CGM_SPEC, QuantileForecaster, quantile_loss
-from ..models.spec import sha256_file
-from ..vitals import locf
-from .loop import fit_early_stopping
+from medai_core.io.vitals import to_series
+from medai_core.models.forecaster import CGM_HISTORY, CGM_HORIZON, CGM_SERIES, CGM_SPEC, QuantileForecaster, quantile_loss
+from medai_core.models.spec import sha256_file
+from medai_core.workspaces.vitals.pipeline import locf
+from medai_core.train.loop import fit_early_stopping
 
 SEED = 20261123
 

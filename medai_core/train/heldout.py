@@ -1,7 +1,7 @@
 """Held-out reliability files: run the SHIPPED weights on each model's exact test split.
 
 Run: ``python -m medai_core.train.heldout [--models busi_cnn support_ftt ...] [--data ../shared/data]
-[--out assets]``. Writes ``<out>/<name>.heldout.json`` (read by ``medai_core.reliability.load_heldout``)
+[--out assets]``. Writes ``<out>/<name>.heldout.json`` (read by ``medai_core.trust.heldout.load_heldout``)
 and a "Reliability on the held-out split" section in each model card. Deterministic: no randomness
 beyond the training modules' own seeded splits; floats rounded to 4 decimals.
 
@@ -27,10 +27,11 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 import torch
 
-from ..errors import ModelError
-from ..io.series_spec import Signal
-from ..models.spec import assets_dir, get_spec, read_card, sha256_file
-from ..reliability import HELDOUT_SUFFIX, LOW, HIGH, alarm_events, alarm_probability, quantile_coverage
+from medai_core.errors import ModelError
+from medai_core.io.series_spec import Signal
+from medai_core.models.spec import assets_dir, get_spec, read_card, sha256_file
+from medai_core.trust.heldout import HELDOUT_SUFFIX
+from medai_core.trust.alarms import LOW, HIGH, alarm_events, alarm_probability, quantile_coverage
 
 HELDOUT_MODELS = ("busi_cnn", "support_ftt", "notes_tfm", "icu_gru", "cgm_gru")
 DATA_ENV = "MEDAI_DATA_DIR"
@@ -91,10 +92,10 @@ def _base(name: str, kind: str, n: int, source: str, split_rule: str) -> dict[st
 def heldout_busi(path: Path) -> dict[str, Any]:
     from sklearn.metrics import f1_score, roc_auc_score
 
-    from ..imaging import decide_indices
-    from ..models import load_model
-    from .busi import SEED, _logits_feats, load_busi, split_indices
-    from .metrics import softmax
+    from medai_core.workspaces.imaging.pipeline import decide_indices
+    from medai_core.models import load_model
+    from medai_core.train.busi import SEED, _logits_feats, load_busi, split_indices
+    from medai_core.train.metrics import softmax
 
     card = read_card("busi_cnn")
     spec = get_spec("busi_cnn")
@@ -126,10 +127,10 @@ def heldout_busi(path: Path) -> dict[str, Any]:
 def heldout_support(path: Path) -> dict[str, Any]:
     from sklearn.metrics import roc_auc_score
 
-    from ..models import load_model
-    from ..models.support_ftt import encode_records
-    from .metrics import binary_ece
-    from .support import SEED, load_support, split_indices
+    from medai_core.models import load_model
+    from medai_core.models.support_ftt import encode_records
+    from medai_core.train.metrics import binary_ece
+    from medai_core.train.support import SEED, load_support, split_indices
 
     card = read_card("support_ftt")
     data = load_support(path)
@@ -160,11 +161,11 @@ def heldout_support(path: Path) -> dict[str, Any]:
 def heldout_notes(path: Path) -> dict[str, Any]:
     from sklearn.metrics import f1_score
 
-    from ..models import load_model
-    from ..notes import load_vocab
-    from ..text import CLS
-    from .metrics import expected_calibration_error, softmax
-    from .notes import SEED, encode, load_mtsamples, split_indices, window_logits
+    from medai_core.models import load_model
+    from medai_core.workspaces.notes.pipeline import load_vocab
+    from medai_core.workspaces.notes.text import CLS
+    from medai_core.train.metrics import expected_calibration_error, softmax
+    from medai_core.train.notes import SEED, encode, load_mtsamples, split_indices, window_logits
 
     card = read_card("notes_tfm")
     spec = get_spec("notes_tfm")
@@ -194,7 +195,7 @@ def heldout_notes(path: Path) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- forecasters
 def _coverage_rows(pred: np.ndarray, y: np.ndarray, ok: np.ndarray, signals: tuple[Signal, ...], step: int) -> list[dict[str, Any]]:
-    from ..models.catalog import QUANTILES
+    from medai_core.models.catalog import QUANTILES
 
     rows = []
     for t, s in enumerate(signals):
@@ -227,8 +228,8 @@ def fit_alarm_calibration(raw: np.ndarray, events: np.ndarray, min_events: int =
                           ) -> tuple[float, float]:
     """Platt (a, b) on logit(raw score) -> event, from validation windows; (1, 0) (no change) when there
     are fewer than ``min_events`` events or non-events, or the fit does not increase with the score."""
-    from ..reliability import PLATT_EPS
-    from .metrics import fit_platt
+    from medai_core.trust.alarms import PLATT_EPS
+    from medai_core.train.metrics import fit_platt
 
     events = np.asarray(events, bool)
     if min(events.sum(), (~events).sum()) < min_events:
@@ -243,7 +244,7 @@ def _alarm_rows(test: tuple[np.ndarray, ...], val: tuple[np.ndarray, ...], defs:
     """Per alarm: calibration fitted on every validation window, then score and outcome of each (subsampled)
     test window with an observed value in the horizon. ``test`` / ``val``: (pred (N, H, T, 3), y (N, H, T),
     ymask (N, H, T), last (N, T) the last observed value before the horizon, NaN where there is none)."""
-    from ..reliability import platt
+    from medai_core.trust.alarms import platt
 
     rows = []
     for t, s, direction, limit, source in defs:
@@ -280,9 +281,9 @@ def _alarm_rows(test: tuple[np.ndarray, ...], val: tuple[np.ndarray, ...], defs:
 
 
 def heldout_icu(path: Path) -> dict[str, Any]:
-    from ..models import load_model
-    from ..models.forecaster import ICU_SIGNALS, ICU_TARGETS
-    from .icu import SEED, evaluate, load_stays, make_windows, predict_windows, split_ids
+    from medai_core.models import load_model
+    from medai_core.models.forecaster import ICU_SIGNALS, ICU_TARGETS
+    from medai_core.train.icu import SEED, evaluate, load_stays, make_windows, predict_windows, split_ids
 
     card = read_card("icu_gru")
     data = load_stays(path, log=None)
@@ -326,9 +327,9 @@ def heldout_icu(path: Path) -> dict[str, Any]:
 
 
 def heldout_cgm(path: Path) -> dict[str, Any]:
-    from ..models import load_model
-    from ..models.forecaster import CGM_SIGNALS
-    from .cgm import SEED, evaluate, load_people, make_windows, predict, split_people
+    from medai_core.models import load_model
+    from medai_core.models.forecaster import CGM_SIGNALS
+    from medai_core.train.cgm import SEED, evaluate, load_people, make_windows, predict, split_people
 
     card = read_card("cgm_gru")
     data = load_people(path)
@@ -374,7 +375,8 @@ def card_section(d: dict[str, Any]) -> str:
 
     from sklearn.metrics import roc_auc_score
 
-    from ..reliability import operating_point, parse_heldout, reliability_curve
+    from medai_core.trust.calibration import operating_point, reliability_curve
+    from medai_core.trust.heldout import parse_heldout
 
     def para(text: str) -> str:
         return textwrap.fill(text, 110, break_long_words=False, break_on_hyphens=False)

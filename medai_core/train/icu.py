@@ -25,12 +25,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..io.vitals import SeriesError, to_series
-from ..models.forecaster import (ICU_HISTORY, ICU_HORIZON, ICU_SERIES, ICU_SIGNALS, ICU_SPEC, ICU_TARGETS,
+from medai_core.io.vitals import SeriesError, to_series
+from medai_core.models.forecaster import (ICU_HISTORY, ICU_HORIZON, ICU_SERIES, ICU_SIGNALS, ICU_SPEC, ICU_TARGETS,
                                  QuantileForecaster, quantile_loss, static_vector)
-from ..models.spec import sha256_file
-from ..vitals import locf
-from .loop import fit_early_stopping
+from medai_core.models.spec import sha256_file
+from medai_core.workspaces.vitals.pipeline import locf
+from medai_core.train.loop import fit_early_stopping
 
 SEED = 20261123
 HOURS = 48
@@ -294,7 +294,7 @@ def card_markdown(r: dict[str, Any]) -> str:
         for name, m in t["signals"].items())
     by_hour = "\n".join(f"| {name} | " + " | ".join(f"{x:.2f}" for x in m["ratio_by_hour"]) + " |" for name, m in t["signals"].items())
     obs = ", ".join(f"{k} {100 * v:.0f}%" for k, v in d["observed_share"].items())
-    from ..models.forecaster import ICU_SIGNALS
+    from medai_core.models.forecaster import ICU_SIGNALS
 
     rules = "\n".join(f"| {s.name} | {s.label} | {s.unit or '-'} | {' else '.join(s.sources)} | {s.plausible[0]:g}-{s.plausible[1]:g} |"
                       for s in ICU_SIGNALS)

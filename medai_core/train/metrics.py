@@ -81,14 +81,14 @@ def bootstrap_ci(fn, *arrays: np.ndarray, n: int = 1000, seed: int = 0) -> tuple
 def binary_ece(p: np.ndarray, y: np.ndarray, n_bins: int = 10) -> float:
     """Risk ECE: |observed rate - mean predicted risk| over equal-width bins of predicted risk
     (``reliability.reliability_curve``, the one binning the cards and the reliability panel share)."""
-    from ..reliability import reliability_curve
+    from medai_core.trust.calibration import reliability_curve
 
     return reliability_curve(np.asarray(p, float), np.asarray(y, float).astype(int), n_bins).ece
 
 
 def binary_reliability(p: np.ndarray, y: np.ndarray, n_bins: int = 10) -> list[dict[str, float]]:
     """Per-bin mean predicted risk and observed rate (bins with no case are left out)."""
-    from ..reliability import reliability_curve
+    from medai_core.trust.calibration import reliability_curve
 
     c = reliability_curve(np.asarray(p, float), np.asarray(y, float).astype(int), n_bins)
     return [{"lo": float(c.edges[i]), "hi": float(c.edges[i + 1]), "n": int(c.counts[i]),

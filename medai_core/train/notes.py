@@ -25,10 +25,10 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from ..models.notes_tfm import MAX_TOKENS, NOTES_LABELS, NOTES_SPEC, VOCAB_SIZE, NotesTransformer
-from ..models.spec import sha256_file
-from ..text import CLS, Vocab, tokenize
-from .metrics import stratified_split, bootstrap_ci, expected_calibration_error, fit_temperature, reliability_bins, softmax
+from medai_core.models.notes_tfm import MAX_TOKENS, NOTES_LABELS, NOTES_SPEC, VOCAB_SIZE, NotesTransformer
+from medai_core.models.spec import sha256_file
+from medai_core.workspaces.notes.text import CLS, Vocab, tokenize
+from medai_core.train.metrics import stratified_split, bootstrap_ci, expected_calibration_error, fit_temperature, reliability_bins, softmax
 
 SEED = 20261123
 MIN_NOTES = 40
@@ -165,8 +165,8 @@ def _batch(seqs: list[list[int]], cls_id: int) -> torch.Tensor:
 @torch.no_grad()
 def window_logits(model: NotesTransformer, seqs: list[list[int]], cls_id: int, length: int = MAX_TOKENS,
                   bs: int = 32) -> np.ndarray:
-    """Mean of window logits per note (the same rule as ``medai_core.notes.classify``)."""
-    from ..text import windows
+    """Mean of window logits per note (the same rule as ``medai_core.workspaces.notes.classify``)."""
+    from medai_core.workspaces.notes.text import windows
 
     model.eval()
     chunks, owner = [], []

@@ -27,10 +27,10 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from ..io.records import FEATURES, FIELDS, SCHEMA
-from ..models.spec import sha256_file
-from ..models.support_ftt import SUPPORT_SPEC, SupportFTT, encode_records
-from .metrics import stratified_split, binary_ece, binary_reliability, bootstrap_ci, fit_platt
+from medai_core.io.records import FEATURES, FIELDS, SCHEMA
+from medai_core.models.spec import sha256_file
+from medai_core.models.support_ftt import SUPPORT_SPEC, SupportFTT, encode_records
+from medai_core.train.metrics import stratified_split, binary_ece, binary_reliability, bootstrap_ci, fit_platt
 
 SEED = 20261123
 TARGET = "hospdead"
@@ -79,7 +79,7 @@ def _auroc(y: np.ndarray, s: np.ndarray) -> float:
 
 def _design_matrix(frame: pd.DataFrame, train_idx: np.ndarray) -> np.ndarray:
     """For logistic regression: log skewed labs, median-impute + indicator, one-hot, standardise."""
-    from ..models.support_ftt import LOG_FEATURES
+    from medai_core.models.support_ftt import LOG_FEATURES
 
     cols = []
     for f in SCHEMA:
@@ -311,7 +311,7 @@ def card_markdown(r: dict[str, Any]) -> str:
     lr_, gb = b.get("logistic_regression"), b.get("gradient_boosting")
     feats = "\n".join(f"| `{f.name}` | {f.label} | {f.unit or '-'} | {'required' if f.required else 'optional'} | "
                       f"{100 * r['missing_rate_train'][f.name]:.0f}% |" for f in SCHEMA)
-    from ..io.records import EXCLUDED
+    from medai_core.io.records import EXCLUDED
 
     excl = "\n".join(f"- `{k}`: {why}" for k, why in EXCLUDED.items())
     base_rows = ""

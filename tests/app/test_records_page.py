@@ -6,7 +6,8 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from medai_core.samples import SYNTHETIC_NOTES, synthetic_records
+from medai_core.workspaces.notes.samples import SYNTHETIC_NOTES
+from medai_core.workspaces.records.samples import synthetic_records
 from tests.conftest import ROOT, open_page, run_sanity_toggle
 
 APP = str(ROOT / "app.py")

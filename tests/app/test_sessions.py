@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from medai_core.samples import synthetic_records
+from medai_core.workspaces.records.samples import synthetic_records
 from tests.conftest import make_dicom, open_page, speckle_image
 
 FAKE_NAME = "Leakcheck^Zebediah"

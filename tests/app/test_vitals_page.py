@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from streamlit.testing.v1 import AppTest
 
-from medai_core.samples import synthetic_icu_case
+from medai_core.workspaces.vitals.samples import synthetic_icu_case
 from tests.conftest import ROOT, open_page, run_sanity_toggle
 
 APP = str(ROOT / "app.py")

@@ -1,0 +1,95 @@
+"""Plotly figures of time series: a forecast with its intervals and attention, and attributions over
+(time step x signal). Pages only display them."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+if TYPE_CHECKING:
+    from medai_core.io.vitals import Signal, VitalSeries
+
+
+class ForecastLike(Protocol):
+    """What the figures read of a forecast (``workspaces.vitals.Forecast``): per step ahead and target
+    signal the 10/50/90% quantiles, the steps' times and the attention over the input window."""
+
+    signals: tuple[str, ...]
+    quantiles: np.ndarray  # (horizon, signals, 3)
+    times: np.ndarray  # minutes from the series start, per step ahead
+    window_times: np.ndarray  # minutes of each input step (NaN before the record began)
+    attention: np.ndarray  # one weight per input step
+
+
+def _x(minutes: np.ndarray, origin) -> list:  # noqa: ANN001 - a Timestamp or None
+    if origin is not None:
+        import pandas as pd
+
+        return [origin + pd.Timedelta(minutes=float(m)) for m in minutes]
+    return list(np.asarray(minutes, float) / 60.0)
+
+
+def forecast_figure(series: VitalSeries, fc: ForecastLike, signals: Sequence[Signal], show_steps: int) -> go.Figure:
+    """One panel per target signal (history, median, shaded 10-90% band, normal range, forecast start),
+    and the temporal attention as a heatmap row aligned under them on the same time axis."""
+    n = len(fc.signals)
+    by_name = {s.name: s for s in signals}
+    fig = make_subplots(rows=n + 1, cols=1, shared_xaxes=True, vertical_spacing=0.025 if n > 2 else 0.1,
+                        row_heights=[1.0] * n + [0.35],
+                        subplot_titles=[f"{by_name[s].label} ({by_name[s].unit})" if by_name[s].unit else by_name[s].label
+                                        for s in fc.signals] + ["Attention over past steps"])
+    start = max(0, series.n_steps - show_steps)
+    hx = _x(series.times[start:], series.origin)
+    fx = _x(fc.times, series.origin)
+    for i, name in enumerate(fc.signals):
+        s, r = by_name[name], i + 1
+        y = series.column(name)[start:]
+        ok = ~np.isnan(y)
+        fig.add_trace(go.Scatter(x=[x for x, k in zip(hx, ok) if k], y=y[ok], mode="lines+markers", name="observed",
+                                 line=dict(color="#34495e", width=1.5), marker=dict(size=4), showlegend=i == 0,
+                                 legendgroup="obs"), row=r, col=1)
+        q = fc.quantiles[:, i]
+        fig.add_trace(go.Scatter(x=fx + fx[::-1], y=list(q[:, 2]) + list(q[::-1, 0]), fill="toself", mode="lines", line=dict(width=0),
+                                 fillcolor="rgba(192,57,43,0.18)", name="80% interval", showlegend=i == 0,
+                                 legendgroup="band", hoverinfo="skip"), row=r, col=1)
+        fig.add_trace(go.Scatter(x=fx, y=q[:, 1], mode="lines+markers", line=dict(color="#c0392b", width=2),
+                                 marker=dict(size=5), name="median forecast", showlegend=i == 0, legendgroup="med",
+                                 customdata=np.stack([q[:, 0], q[:, 2]], -1),
+                                 hovertemplate="%{y:.1f} (80%: %{customdata[0]:.1f} to %{customdata[1]:.1f})<extra></extra>"),
+                      row=r, col=1)
+        if s.normal and s.normal[1] > s.normal[0]:
+            fig.add_hrect(y0=s.normal[0], y1=s.normal[1], fillcolor="rgba(39,174,96,0.08)", line_width=0, row=r, col=1)
+        if s.alarm:
+            for thr in s.alarm:
+                if thr is not None:
+                    fig.add_hline(y=thr, line_dash="dot", line_color="#e67e22", line_width=1, row=r, col=1)
+    wx = _x(np.nan_to_num(fc.window_times, nan=-1.0), series.origin)
+    keep = ~np.isnan(fc.window_times)
+    fig.add_trace(go.Heatmap(x=[x for x, k in zip(wx, keep) if k], y=["attention"], z=[fc.attention[keep]],
+                             colorscale="Blues", showscale=False, hovertemplate="%{x}: %{z:.3f}<extra></extra>"),
+                  row=n + 1, col=1)
+    for r in range(1, n + 2):
+        fig.add_vline(x=fx[0] if series.origin is not None else float(fc.times[0]) / 60.0, line_dash="dash",
+                      line_color="#7f8c8d", row=r, col=1)
+    fig.update_layout(height=max(190 * n + 160, 520), margin=dict(l=10, r=10, t=40, b=40), hovermode="x unified",
+                      legend=dict(orientation="h", y=1.03, x=0))
+    fig.update_xaxes(title_text="time" if series.origin is not None else "hours since the record began", row=n + 1, col=1)
+    return fig
+
+
+def attribution_heatmap(attr: np.ndarray, series: VitalSeries, window_times: np.ndarray, signals: Sequence[Signal],
+                        title: str) -> go.Figure:
+    """(step x signal) attributions as a diverging heatmap: red raised the forecast, blue lowered it."""
+    keep = ~np.isnan(window_times)
+    labels = [s.label for s in signals]
+    z = attr[keep].T
+    lim = float(np.abs(z).max()) or 1.0
+    x = _x(window_times[keep], series.origin)
+    fig = go.Figure(go.Heatmap(x=x, y=labels, z=z, colorscale="RdBu_r", zmin=-lim, zmax=lim,
+                               colorbar=dict(title="effect"), hovertemplate="%{y} at %{x}: %{z:+.2f}<extra></extra>"))
+    fig.update_layout(title=title, height=max(240, 90 + 34 * len(labels)), margin=dict(l=10, r=10, t=50, b=40),
+                      xaxis_title="time" if series.origin is not None else "hours since the record began",
+                      yaxis=dict(autorange="reversed"))
+    return fig

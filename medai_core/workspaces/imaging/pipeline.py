@@ -1,0 +1,95 @@
+"""The imaging pipeline the page and the CLI share: scan -> model input -> prediction/explanation."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from medai_core.errors import InputError
+from medai_core.explain.base import Explanation, ProgressFn, explainer_for, thread_copy
+from medai_core.io.scan import Scan, render, to_gray
+from medai_core.models.spec import ModelSpec
+from medai_core.models.preprocess import to_model_input
+
+
+@dataclass(frozen=True)
+class ImagePrediction:
+    """Calibrated class probabilities, the decision, and the out-of-distribution verdict."""
+
+    model: str
+    labels: tuple[str, ...]
+    probabilities: dict[str, float]
+    label: str
+    positive_label: str
+    threshold: float
+    ood: bool
+    ood_score: float
+    ood_threshold: float
+    seconds: float
+
+    def to_json(self, file: str) -> dict[str, object]:
+        return {"file": file, "model": self.model, "label": self.label,
+                "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()},
+                "ood": self.ood, "ood_score": round(self.ood_score, 4)}
+
+
+def model_view(scan: Scan, frame: int = 0) -> np.ndarray:
+    """What the model sees: the frame in the file's default window, as luminance in [0, 1]."""
+    return to_gray(render(scan, frame, None, use_voi_lut=scan.voi_lut is not None))
+
+
+def prepare_input(scan: Scan, spec: ModelSpec, frame: int = 0) -> torch.Tensor:
+    """(1, C, H, W) model input for one frame of a scan."""
+    if not 0 <= frame < scan.n_frames:
+        raise InputError(f"Frame {frame + 1} does not exist; the scan has {scan.n_frames} frame(s).")
+    return to_model_input(model_view(scan, frame), spec)
+
+
+def decide_indices(probs: np.ndarray, positive: int, threshold: float) -> np.ndarray:
+    """The decision rule on a batch (N, K): the positive class if its probability reaches the
+    threshold, otherwise the likeliest other class. Used in training and at inference."""
+    other = np.array(probs, dtype=np.float64, copy=True)
+    other[:, positive] = -1.0
+    return np.where(probs[:, positive] >= threshold, positive, other.argmax(1))
+
+
+def decide(probs: np.ndarray, labels: tuple[str, ...], positive: str, threshold: float) -> str:
+    """The decision rule for one probability vector, as a label."""
+    return labels[int(decide_indices(np.asarray(probs)[None], labels.index(positive), threshold)[0])]
+
+
+def predict(model: nn.Module, spec: ModelSpec, x: torch.Tensor) -> ImagePrediction:
+    """Calibrated prediction with the OOD score, for a (1, C, H, W) input."""
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        logits, feats = model.forward_with_features(x)
+        probs = torch.softmax(logits / model.temperature, 1)[0].numpy().astype(np.float64)
+        score = float(model.ood_score(feats)[0])
+    thr = float(model.decision_threshold)
+    ood_thr = float(model.ood_threshold)
+    return ImagePrediction(
+        model=spec.name, labels=spec.labels,
+        probabilities={lab: float(p) for lab, p in zip(spec.labels, probs)},
+        label=decide(probs, spec.labels, spec.positive_label, thr), positive_label=spec.positive_label,
+        threshold=thr, ood=bool(score > ood_thr), ood_score=score, ood_threshold=ood_thr,
+        seconds=time.perf_counter() - t0)
+
+
+def explain(model: nn.Module, spec: ModelSpec, x: torch.Tensor, method: str, target: str,
+            progress: ProgressFn | None = None, *, copy_model: bool = True, **params: object) -> Explanation:
+    """Run the registered explainer ``method`` for class ``target`` (a label of the spec).
+
+    Runs on this thread's private copy of ``model`` (see ``thread_copy``), so concurrent
+    predictions on the shared model never meet Captum's hooks. ``copy_model=False`` explains on
+    ``model`` itself: for callers that already hold a private copy (the trust checks' randomised copies).
+    """
+    fn, _ = explainer_for(method, spec.modality)
+    if target not in spec.labels:
+        raise InputError(f"Unknown target class {target!r}; choose one of {', '.join(spec.labels)}.")
+    if method == "gradcam":
+        params.setdefault("layer", spec.gradcam_layer)
+    exp = fn(thread_copy(model) if copy_model else model, x, spec.labels.index(target), progress=progress, **params)
+    return Explanation(exp.method, target, exp.attributions, exp.diagnostics, exp.params, exp.seconds)

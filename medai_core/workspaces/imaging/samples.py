@@ -1,0 +1,64 @@
+"""Demo scans taken from files that dependencies ship (pydicom's test files and the
+``pydicom-data`` package): real DICOMs, nothing downloaded at run time, no BUSI images."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _pydicom_dirs() -> list[Path]:
+    dirs = []
+    try:
+        import data_store  # the pydicom-data package
+
+        dirs.append(Path(data_store.__file__).resolve().parent / "data")
+    except ImportError:
+        pass
+    import pydicom
+
+    dirs.append(Path(pydicom.__file__).resolve().parent / "data" / "test_files")
+    return dirs
+
+
+# label -> (file name, what it shows)
+SAMPLES: dict[str, tuple[str, str]] = {
+    "Ultrasound, RGB (US1)": ("US1_UNCR.dcm", "ultrasound, not breast: expect an out-of-distribution warning"),
+    "Ultrasound, multi-frame JPEG (YBR)": ("examples_ybr_color.dcm", "30-frame ultrasound cine, JPEG baseline"),
+    "Ultrasound, palette colour (OB)": ("OBXXXX1A.dcm", "obstetric ultrasound, PALETTE COLOR"),
+    "CT, 16-bit (CT_small)": ("CT_small.dcm", "CT slice with rescale slope/intercept"),
+    "MR, multi-frame (emri_small)": ("emri_small.dcm", "10-frame MR"),
+    "MR, JPEG 2000 (MR2)": ("MR2_J2KR.dcm", "MR in JPEG 2000 lossless"),
+    "Radiograph, MONOCHROME1 (RG3)": ("RG3_UNCR.dcm", "computed radiograph, inverted grey scale"),
+    "MR, JPEG-LS (emri_small)": ("emri_small_jpeg_ls_lossless.dcm", "multi-frame MR, JPEG-LS lossless"),
+    "Secondary capture, VOI LUT (vlut_04)": ("vlut_04.dcm", "non-linear VOI LUT"),
+}
+
+
+def sample_path(label: str) -> Path:
+    """Path of a bundled demo scan (raises FileNotFoundError if its package is missing)."""
+    name = SAMPLES[label][0]
+    for d in _pydicom_dirs():
+        p = d / name
+        if p.exists():
+            return p
+    raise FileNotFoundError(f"demo scan {name} not found (is pydicom-data installed?)")
+
+
+def available_samples() -> list[str]:
+    out = []
+    for label in SAMPLES:
+        try:
+            sample_path(label)
+            out.append(label)
+        except FileNotFoundError:
+            pass
+    return out
+
+
+def reference_dicoms() -> list[Path]:
+    """Every DICOM pydicom and pydicom-data ship (CT, MR, radiographs, NM, other ultrasound...),
+    used to measure how often the OOD guard flags scans that are not breast ultrasound."""
+    out = []
+    for d in _pydicom_dirs():
+        for p in sorted(d.glob("*.dcm")):
+            out.append(p)
+    return out

@@ -1,0 +1,178 @@
+"""Explanations are not decoration: exact checks on tiny analytic models, and the model-
+randomisation sanity check (Adebayo et al. 2018) on the trained network."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from medai_core.explain import EXPLAINERS, normalise_map, overlay
+from medai_core.explain.image import gradcam, integrated_gradients
+from medai_core.trust.randomisation import randomised_copy, rank_correlation
+from medai_core.workspaces.imaging.pipeline import explain, prepare_input
+from medai_core.io import load_scan
+from tests.conftest import make_png, speckle_image
+
+
+class Quadratic(nn.Module):
+    """F_0(x) = sum(w * x^2) + sum(v * x), F_1 = -F_0: IG (Gauss-Legendre) is exact on polynomials."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.w = nn.Parameter(torch.randn(1, 1, 8, 8, generator=g))
+        self.v = nn.Parameter(torch.randn(1, 1, 8, 8, generator=g))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = (self.w * x**2 + self.v * x).flatten(1).sum(1)
+        return torch.stack([f, -f], 1)
+
+
+class PatchNet(nn.Module):
+    """Conv (identity) -> global average pool -> linear: Grad-CAM must light the bright patch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 1, 1, bias=False)
+        nn.init.ones_(self.conv.weight)
+        self.act = nn.ReLU()
+        self.fc = nn.Linear(1, 2)
+        with torch.no_grad():
+            self.fc.weight.copy_(torch.tensor([[1.0], [-1.0]]))
+            self.fc.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.act(self.conv(x)).mean((2, 3)))
+
+
+@pytest.mark.parametrize("baseline", ["black", "mean", "noise"])
+def test_ig_completeness_on_analytic_model(baseline):
+    model = Quadratic().eval()
+    x = torch.rand(1, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    exp = integrated_gradients(model, x, 0, n_steps=16, baseline=baseline)
+    # sum of attributions == F(x) - F(baseline)
+    assert exp.attributions.sum() == pytest.approx(exp.diagnostics["output_difference"], rel=1e-4, abs=1e-4)
+    assert exp.diagnostics["relative_delta"] < 1e-4
+
+
+def test_gradcam_lights_the_known_region():
+    model = PatchNet().eval()
+    x = torch.zeros(1, 1, 32, 32)
+    x[..., 20:28, 4:12] = 1.0
+    cam = gradcam(model, x, 0, layer="conv").attributions
+    assert cam.shape == (32, 32)
+    inside, outside = cam[20:28, 4:12].mean(), np.delete(cam.flatten(), np.ravel_multi_index(
+        np.mgrid[20:28, 4:12].reshape(2, -1), (32, 32))).mean()
+    assert inside > 10 * max(outside, 1e-9)
+    y, xx = np.unravel_index(cam.argmax(), cam.shape)
+    assert 20 <= y < 28 and 4 <= xx < 12
+
+
+@pytest.fixture(scope="module")
+def scan_input(busi):
+    _, spec = busi
+    return prepare_input(load_scan(make_png(speckle_image(3))), spec)
+
+
+@pytest.mark.parametrize("method", EXPLAINERS.names(modalities="image"))
+def test_every_explainer_on_trained_model(busi, scan_input, method):
+    model, spec = busi
+    for target in spec.labels:
+        exp = explain(model, spec, scan_input, method, target)
+        assert exp.attributions.shape == spec.input_size
+        assert np.isfinite(exp.attributions).all()
+        assert exp.target == target
+    heat = normalise_map(exp.attributions, signed=EXPLAINERS.entry(method).meta["signed"])
+    assert heat.min() >= 0 and heat.max() <= 1
+    ov = overlay(np.full((300, 400), 0.5, np.float32), heat, 0.5, "jet")
+    assert ov.shape == (300, 400, 3) and ov.dtype == np.uint8
+
+
+def test_ig_convergence_reported(busi, scan_input):
+    model, spec = busi
+    exp = explain(model, spec, scan_input, "integrated_gradients", "malignant", n_steps=64)
+    d = exp.diagnostics
+    assert abs(exp.attributions.sum() - d["output_difference"]) == pytest.approx(d["convergence_delta"], abs=1e-3)
+    assert d["relative_delta"] < 0.05
+
+
+@pytest.mark.parametrize("method", ["gradcam", "integrated_gradients"])
+def test_model_randomisation_changes_the_map(busi, method):
+    model, spec = busi
+    rnd = randomised_copy(model)
+    rhos = []
+    for seed in range(3):
+        x = prepare_input(load_scan(make_png(speckle_image(seed))), spec)
+        target = "malignant"
+        a = explain(model, spec, x, method, target).attributions.flatten()
+        b = explain(rnd, spec, x, method, target).attributions.flatten()
+        rhos.append(rank_correlation(a, b))
+    # maps of the trained model must not be reproducible by an untrained one
+    assert np.mean(np.abs(rhos)) < 0.5, rhos
+    # and the trained model's map is stable (same input, same map), so the difference is real
+    x = prepare_input(load_scan(make_png(speckle_image(0))), spec)
+    a1 = explain(model, spec, x, method, "malignant").attributions
+    a2 = explain(model, spec, x, method, "malignant").attributions
+    np.testing.assert_allclose(a1, a2, atol=1e-5)
+
+
+def test_randomised_copy_leaves_shared_model_untouched(busi):
+    model, _ = busi
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rnd = randomised_copy(model)
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert not torch.equal(rnd.fc.weight, model.fc.weight)
+
+
+def test_concurrent_explanations_match_sequential(busi):
+    """Several sessions explaining and predicting at once on the shared model get the same maps
+    as one at a time (Captum hooks live on per-thread copies)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from medai_core.workspaces.imaging.pipeline import predict
+
+    model, spec = busi
+    inputs = [prepare_input(load_scan(make_png(speckle_image(s))), spec) for s in range(4)]
+    jobs = [(x, m) for x in inputs for m in ("gradcam", "integrated_gradients", "smoothgrad")]
+    sequential = [explain(model, spec, x, m, "malignant").attributions for x, m in jobs]
+    preds = [predict(model, spec, x).probabilities for x in inputs]
+
+    def work(i: int):
+        x, m = jobs[i]
+        p = predict(model, spec, x).probabilities
+        return explain(model, spec, x, m, "malignant").attributions, p
+
+    with ThreadPoolExecutor(4) as ex:
+        results = list(ex.map(work, range(len(jobs))))
+    for (attr, p), ref, (x, _) in zip(results, sequential, jobs):
+        np.testing.assert_allclose(attr, ref, rtol=1e-4, atol=1e-6)
+        k = next(i for i, xi in enumerate(inputs) if xi is x)
+        assert p == pytest.approx(preds[k], abs=1e-6)
+
+
+def test_attribution_copy_is_folded_and_gives_the_same_maps(busi, scan_input):
+    """thread_copy folds busi_cnn's BatchNorms into its convolutions (channels-last) for speed: same logits and
+    the same maps as the unfolded model, and the shared model keeps its BatchNorms."""
+    import copy
+
+    import torch
+
+    from medai_core.explain.base import thread_copy
+    from medai_core.explain.image import gradcam, integrated_gradients, occlusion
+
+    model, _ = busi
+    folded = thread_copy(model)
+    assert thread_copy(folded) is not folded and copy.deepcopy(folded).prepare_for_attribution() is not None  # idempotent
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    plain = copy.deepcopy(model).eval()
+    for p in plain.parameters():
+        p.requires_grad_(False)
+    with torch.no_grad():
+        assert torch.allclose(plain(scan_input), folded(scan_input), atol=1e-5)
+    for fn in (lambda m: gradcam(m, scan_input, 1), lambda m: occlusion(m, scan_input, 1),
+               lambda m: integrated_gradients(m, scan_input, 1, n_steps=16, max_steps=16)):
+        a, b = fn(plain).attributions, fn(folded).attributions
+        assert np.abs(a - b).max() <= 1e-3 * np.abs(a).max()

@@ -1,0 +1,1 @@
+"""Tests mirroring medai_core (see README, "Architecture")."""
