@@ -141,11 +141,14 @@ def prewarm() -> threading.Thread:
     modules in the background, so the first workspace a user opens does not wait for them (~2 s)."""
     def work() -> None:
         import importlib
+        import pkgutil
+
+        import medai_core.workspaces
 
         time.sleep(2.0)  # let the server deliver the first page before the imports take the GIL
+        workspaces = [f"medai_core.workspaces.{m.name}" for m in pkgutil.iter_modules(medai_core.workspaces.__path__)]
         for mod in ("medai_core.models.busi_cnn", "medai_core.models.support_ftt", "medai_core.models.notes_tfm",
-                    "medai_core.models.forecaster", "medai_core.workspaces.imaging", "medai_core.workspaces.records",
-                    "medai_core.workspaces.notes", "medai_core.workspaces.vitals", "plotly.graph_objects"):
+                    "medai_core.models.forecaster", *workspaces, "plotly.graph_objects"):
             importlib.import_module(mod)
 
     t = threading.Thread(target=work, name="medai-prewarm", daemon=True)
