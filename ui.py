@@ -392,3 +392,26 @@ def trust_panel(key: str, run: Callable[[Callable[[float], None]], Any], show_ma
     st.download_button("Sanity check (JSON)", lambda: json.dumps(rep.to_json(), indent=1), "sanity_check.json",
                        "application/json", key=f"{wkey}.json", on_click="ignore", icon=":material/download:")
     return rep
+
+
+def changes_panel(changes: Any, key: str, what: str = "value") -> None:
+    """"What we changed in your data": every cell set to missing, reading dropped or row not scored
+    (``medai_core.io.changes.DataChange``), with a summary per field. Shown on every workspace page;
+    says so plainly when nothing was changed. Never collapsed away silently: the title carries the count."""
+    from medai_core.io.changes import changes_table, summarise
+
+    changes = list(changes)
+    title = (f"What we changed in your data: {len(changes)} {what}{'s' if len(changes) != 1 else ''} set aside"
+             if changes else "What we changed in your data: nothing")
+    with st.expander(title, expanded=bool(changes), icon=":material/rule:"):
+        if not changes:
+            st.caption("Every value was used as it was uploaded.")
+            return
+        st.markdown("\n".join(f"- {line}" for line in summarise(changes)))
+        header, rows = changes_table(changes)
+        import pandas as pd
+
+        st.dataframe(pd.DataFrame(list(rows), columns=list(header)), hide_index=True, width="stretch",
+                     key=f"{key}.changes")
+        st.caption("Set-aside values are treated as missing (records) or left out (readings); the rest is scored. "
+                   "The case report lists the same changes.")

@@ -28,6 +28,7 @@ import numpy as np
 from medai_core import __version__
 
 if TYPE_CHECKING:
+    from medai_core.io.changes import DataChange
     from medai_core.explain.base import Explanation
     from medai_core.models.spec import ModelSpec
 
@@ -82,6 +83,8 @@ class CaseReport:
         notes: warnings and statements printed under the prediction (out-of-distribution, left-out text).
         identifiers: label -> value, printed only with ``include_identifiers=True``; None when the
             input carries none.
+        data_changes: what was changed in the user's data before scoring (cells set to missing,
+            readings dropped, rows not scored), printed as "What we changed in your data".
     """
 
     workspace: str
@@ -102,6 +105,7 @@ class CaseReport:
     tables: tuple[ReportTable, ...] = ()
     notes: tuple[str, ...] = ()
     identifiers: dict[str, str] | None = None
+    data_changes: tuple[DataChange, ...] = ()
 
 
 # ------------------------------------------------------------------------------------------ helpers

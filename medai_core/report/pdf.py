@@ -126,10 +126,10 @@ def build_pdf(report: CaseReport, include_identifiers: bool = False) -> bytes:
             pdf.set_font(family, "", 9)
             pdf.multi_cell(0, 4.8, t(_fmt_value(v)), align="L", **nl)
 
-    def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    def table(header: Sequence[str], rows: Sequence[Sequence[str]], widths: Sequence[float] | None = None) -> None:
         pdf.set_font(family, "", 8)
         pdf.set_text_color(30, 30, 30)
-        widths = (1, 2) if len(header) == 2 else (2,) + (1,) * (len(header) - 1)
+        widths = widths or ((1, 2) if len(header) == 2 else (2,) + (1,) * (len(header) - 1))
         with pdf.table(col_widths=widths, first_row_as_headings=True, line_height=4.2, text_align="LEFT", padding=0.8,
                        borders_layout="HORIZONTAL_LINES", headings_style=_headings(family)) as tb:
             for r in [header, *rows]:
@@ -179,6 +179,7 @@ def build_pdf(report: CaseReport, include_identifiers: bool = False) -> bytes:
 
     heading("Input")
     pairs(report.input_summary)
+    _data_changes(report, heading, para, table)
 
     heading("Explanation")
     if report.explanation_method:
@@ -267,3 +268,23 @@ def _image(pdf: Any, fig: ReportFigure, width: float, t: Any, family: str) -> No
         pdf.set_text_color(80, 80, 80)
         pdf.multi_cell(0, 4, t(fig.caption), align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.ln(2)
+
+
+MAX_CHANGE_ROWS = 40  # listed in the PDF; the ZIP's data_changes.csv has them all
+
+
+def _data_changes(report: CaseReport, heading: Any, para: Any, table: Any) -> None:
+    """The "What we changed in your data" section: a summary per field, then the first changes."""
+    from medai_core.io.changes import changes_table, summarise
+
+    changes = report.data_changes
+    heading("What we changed in your data")
+    if not changes:
+        para("Nothing: every value was used as it was uploaded.", 9)
+        return
+    for line in summarise(changes):
+        para(line, 9)
+    header, rows = changes_table(changes)
+    table(header, rows[:MAX_CHANGE_ROWS], widths=(0.6, 1.5, 0.8, 1.2, 1.3, 3.4))
+    if len(rows) > MAX_CHANGE_ROWS:
+        para(f"... and {len(rows) - MAX_CHANGE_ROWS} more (all of them are in the ZIP's data_changes.csv).", 8.5)
