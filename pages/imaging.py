@@ -76,6 +76,7 @@ with st.sidebar:
 
 st.markdown(f"**{scan.source}** · {scan.shape[1]} x {scan.shape[0]} px · frame {frame + 1} of {scan.n_frames}"
             + (f" · {scan.modality}" if scan.modality else ""))
+ui.changes_panel((), key="imaging.quality", what="value")  # a scan is read as it is: nothing is set aside
 p1, p2 = st.columns([2, 3])
 with p1:
     if pred.ood:

@@ -13,6 +13,9 @@ from medai_core.io.scan import MetaItem, Scan, apply_window, render, to_gray
 def load_scan(data: bytes | Path) -> Scan:
     """Load a DICOM or PNG/JPEG/BMP/TIFF scan, deciding by content, not by file name.
 
+    DICOM is recognised by ``DICM`` at byte 128, or, for a file written without the preamble, by a run of
+    well-formed data elements at byte 0 (``dicom.is_bare_dicom``).
+
     Args:
         data: the file's bytes, or a path to read.
 

@@ -1,4 +1,6 @@
-"""DICOM loading through pydicom, checked by content (``DICM`` at byte 128), never forced.
+"""DICOM loading through pydicom, checked by content: ``DICM`` at byte 128 (a Part 10 file), or, for a
+data set written without the preamble, a plausible run of data elements at byte 0. Only a file that
+check recognised as preamble-less is read with ``force=True``.
 
 Compressed transfer syntaxes (JPEG baseline/extended/lossless, JPEG-LS, JPEG 2000, RLE) decode
 through pydicom's pylibjpeg plugins; the modality LUT (rescale slope/intercept, PS3.3 C.11.1) and
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 import io
 import logging
+import struct
 import warnings
 from typing import Any
 
@@ -27,13 +30,83 @@ logging.getLogger("pydicom").addHandler(logging.NullHandler())
 _MAX_VALUE_CHARS = 120
 
 
-def looks_like_dicom(data: bytes) -> bool:
+# Explicit VRs (PS3.5 6.2) and those with a 2-byte reserved field and a 4-byte length (PS3.5 7.1.2)
+_VRS = frozenset(b"AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL UN UR "
+                 b"US UT UV".split())
+_LONG_VRS = frozenset(b"OB OD OF OL OV OW SQ SV UC UN UR UT UV".split())
+_UNDEFINED_LENGTH = 0xFFFFFFFF
+_BARE_FIRST_GROUPS = (0x0002, 0x0008)  # file meta, or the data set's first group (Identifying)
+_BARE_MIN_ELEMENTS = 3  # every image has more; three well-formed elements in a row do not happen by chance
+NO_PREAMBLE = "DICOM (no preamble)"
+
+
+def has_preamble(data: bytes) -> bool:
     """Part 10 files carry the magic ``DICM`` after a 128-byte preamble (PS3.10 7.1)."""
     return len(data) >= 132 and data[128:132] == b"DICM"
 
 
+def is_bare_dicom(data: bytes) -> bool:
+    """Whether ``data`` is a DICOM data set written without the Part 10 preamble and ``DICM``.
+
+    Older systems and some exports write the file meta group (0002) or the data set itself (group 0008
+    first) straight from byte 0, as a data set is sent over the network (PS3.7, PS3.5 7.1). Recognised by
+    content: the first element is a known tag of group 0002 or 0008, and it and the next ones (at least
+    ``_BARE_MIN_ELEMENTS``) are well-formed little-endian elements with ascending tags, explicit VRs that
+    exist or implicit-VR lengths, each fitting in the file. Random bytes, text and images fail this.
+    """
+    from pydicom.datadict import dictionary_has_tag, dictionary_VR
+
+    if has_preamble(data) or len(data) < 8:
+        return False
+    pos, prev, n, explicit = 0, -1, 0, None
+    while n < _BARE_MIN_ELEMENTS:
+        if pos + 8 > len(data):
+            return False
+        group, elem = struct.unpack_from("<HH", data, pos)
+        tag = group << 16 | elem
+        if n == 0 and (group not in _BARE_FIRST_GROUPS or not (elem == 0 or dictionary_has_tag(tag))):
+            return False
+        if n and prev >> 16 == 0x0002 and group != 0x0002:
+            return n >= 2  # the file meta ended (always explicit VR); the data set may be implicit
+        if tag <= prev:
+            return False
+        vr = data[pos + 4:pos + 6]
+        is_explicit = vr in _VRS
+        if explicit is None:
+            explicit = is_explicit
+        elif is_explicit != explicit:
+            return False
+        if not explicit:
+            length, head = struct.unpack_from("<I", data, pos + 4)[0], 8
+        elif vr in _LONG_VRS:
+            if pos + 12 > len(data) or data[pos + 6:pos + 8] != b"\0\0":
+                return False
+            length, head = struct.unpack_from("<I", data, pos + 8)[0], 12
+        else:
+            length, head = struct.unpack_from("<H", data, pos + 6)[0], 8
+        n += 1
+        if length == _UNDEFINED_LENGTH:  # a sequence (or encapsulated pixels): its end is not known here
+            try:
+                is_seq = vr in (b"SQ", b"UN", b"OB", b"OW") if explicit else dictionary_VR(tag) == "SQ"
+            except KeyError:
+                is_seq = False
+            return is_seq and n >= 2
+        pos += head + length
+        if pos > len(data):
+            return False
+        prev = tag
+    return True
+
+
+def looks_like_dicom(data: bytes) -> bool:
+    """A Part 10 file (``DICM`` at byte 128) or a data set without the preamble (``is_bare_dicom``)."""
+    return has_preamble(data) or is_bare_dicom(data)
+
+
 def load_dicom(data: bytes) -> Scan:
-    """Decode a DICOM Part 10 file held in memory.
+    """Decode a DICOM Part 10 file (or a data set without the preamble, ``is_bare_dicom``) held in memory.
+
+    ``Scan.source`` starts "DICOM, " for a Part 10 file and "DICOM (no preamble), " for the other kind.
 
     Raises:
         UnsupportedFormat: not a DICOM file.
@@ -57,10 +130,14 @@ def load_dicom(data: bytes) -> Scan:
 def read_dataset(data: bytes) -> Any:
     """Parse a DICOM Part 10 file held in memory into a pydicom ``Dataset`` (pixels not decoded).
 
+    A data set without the preamble (``is_bare_dicom``) is read with ``force=True`` (nothing else is), its
+    ``preamble`` is None, and a missing transfer syntax is filled in from the encoding pydicom found.
+
     Raises:
         EmptyInput, TooLarge: empty or over the size limit.
         UnsupportedFormat: not a DICOM file.
         CorruptFile: truncated or damaged.
+        UndecodablePixelData: compressed pixels in a file without preamble and file meta.
     """
     import pydicom
     from pydicom.errors import InvalidDicomError
@@ -68,16 +145,45 @@ def read_dataset(data: bytes) -> Any:
     # Validation warnings quote offending values (which may be identifiers) into logs: off.
     pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
     check_size(len(data))
-    if not looks_like_dicom(data):
-        raise UnsupportedFormat("This is not a DICOM file (no 'DICM' marker at byte 128).")
+    bare = is_bare_dicom(data)
+    if not bare and not has_preamble(data):
+        raise UnsupportedFormat("This is not a DICOM file (no 'DICM' marker at byte 128, and no DICOM data element "
+                                "at byte 0).")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return pydicom.dcmread(io.BytesIO(data))
+            # force only for a file the content check above recognised as a data set without the preamble
+            ds = pydicom.dcmread(io.BytesIO(data), force=bare)
+            if bare:
+                _complete_bare_meta(ds)
+            return ds
+    except InputError:
+        raise
     except InvalidDicomError as exc:
         raise UnsupportedFormat(f"This is not a readable DICOM file ({exc}).") from None
     except Exception as exc:  # noqa: BLE001 - pydicom raises many kinds on damaged files
         raise CorruptFile(f"The DICOM file is damaged or truncated and cannot be read ({type(exc).__name__}).") from None
+
+
+def _complete_bare_meta(ds: Any) -> None:
+    """A data set written without its file meta does not name its transfer syntax; pydicom found the
+    encoding from the first element (implicit or explicit VR, little endian), and the pixel decoder and a
+    re-export need it in the meta. Encapsulated (compressed) pixel data cannot be decoded without the
+    transfer syntax that names its codec (PS3.5 A.4), so such a file is refused with a clear message."""
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    if getattr(ds, "file_meta", None) is None:
+        ds.file_meta = FileMetaDataset()
+    if ds.file_meta.get("TransferSyntaxUID") is None:
+        pixels = ds.get_item(0x7FE00010)
+        if pixels is not None and (getattr(pixels, "length", 0) == _UNDEFINED_LENGTH
+                                   or getattr(pixels, "is_undefined_length", False)):
+            raise UndecodablePixelData("This DICOM file has neither the standard preamble nor a file meta header, so it "
+                                       "does not say how its compressed image is encoded.")
+        implicit, little = ds.original_encoding
+        ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian if implicit else (
+            ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
 
 
 def _clip(s: str, n: int) -> str:
@@ -168,7 +274,7 @@ def _decode(ds: Any) -> Scan:
     spacing = ds.get("PixelSpacing")
     return Scan(
         frames=frames,
-        source=f"DICOM, {syntax}, {photometric}, {int(ds.get('BitsStored', ds.get('BitsAllocated', 8)) or 8)}-bit",
+        source=f"{NO_PREAMBLE if ds.preamble is None else 'DICOM'}, {syntax}, {photometric}, {int(ds.get('BitsStored', ds.get('BitsAllocated', 8)) or 8)}-bit",
         is_color=bool(is_color),
         invert=invert,
         default_window=default,

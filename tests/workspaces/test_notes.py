@@ -14,6 +14,7 @@ from medai_core.trust.randomisation import randomised_copy, rank_correlation
 from medai_core.io.notes import MAX_NOTE_CHARS, load_notes
 from medai_core.models import get_spec, load_model
 from medai_core.models.notes_tfm import NOTES_SPEC, NotesTransformer
+from medai_core.workspaces.notes.report import note_report
 from medai_core.workspaces.notes.samples import SYNTHETIC_NOTES
 from medai_core.workspaces.notes.text import NUM, Vocab, tokenize, windows
 
@@ -64,7 +65,7 @@ def test_windows_cover_every_token_once(n, length, expect):
     (b"1234 5678 !!!", "a.txt", InputError, "no words"),
     (b"note,author\nhello,me\n", "a.csv", InputError, "'text' column"),
     (b"id,text\n1,hello there\n1,again here\n", "a.csv", InputError, "Duplicate ids"),
-    (b"id,text\n1,hello there\n2,\n", "a.csv", EmptyInput, "Row 3"),
+    (b"id,text\n1,\n2,   \n", "a.csv", EmptyInput, "row 1: the note is empty"),  # no row left to score
     (b"text\n", "a.csv", EmptyInput, "no notes"),
     (b"x" * 10 + b" word" * (MAX_NOTE_CHARS // 5 + 10), "a.txt", TooLarge, "limit"),
 ])
@@ -79,6 +80,22 @@ def test_csv_notes_with_and_without_ids():
     notes = load_notes(b"text\nknee pain\n", "x.csv")
     assert notes[0].key == "file" and notes[0].ref == "x.csv:2"
     assert load_notes("naïve café".encode("cp1252"), "a.txt")[0].text == "naïve café"
+
+
+def test_csv_empty_row_is_set_aside_not_refused():
+    """Was a refusal of the whole file ("Row 3 is empty"); now the row is a DataChange and the rest loads."""
+    notes = load_notes(b"id,text\n1,hello there\n2,\n", "a.csv")
+    assert [n.ref for n in notes] == ["1"]
+    assert [(c.row, c.value, c.action) for c in notes.changes] == [(2, "(empty)", "not scored")]
+
+
+def test_note_report_lists_the_rows_set_aside(shipped):
+    model, spec, vocab = shipped
+    notes = load_notes(b"id,text\nn1,\nn2,knee pain after a fall\n", "a.csv")
+    pred = N.classify(model, spec, vocab, notes[0].text)
+    rep = note_report(notes[0].text, spec, vocab, pred, ref=notes[0].ref, data_changes=notes.changes)
+    assert rep.data_changes == notes.changes and rep.data_changes[0].row == 1
+    assert note_report(notes[0].text, spec, vocab, pred).data_changes == ()
 
 
 def test_classify_reads_every_window(tiny):

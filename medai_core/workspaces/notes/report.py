@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
@@ -11,6 +11,7 @@ from medai_core.report.case import (INTENDED_USE, UNKNOWN_WORD, CaseReport, Repo
                                     report_time, software_versions)
 
 if TYPE_CHECKING:
+    from medai_core.io.changes import DataChange
     from medai_core.models.spec import ModelSpec
     from medai_core.workspaces.notes.pipeline import NotePrediction, TokenAttribution
     from medai_core.workspaces.notes.text import Tokens, Vocab
@@ -29,7 +30,7 @@ def model_words(tokens: Tokens, values: np.ndarray, vocab: Vocab, k: int = 15) -
 
 def note_report(text: str, spec: ModelSpec, vocab: Vocab, pred: NotePrediction, ta: TokenAttribution | None = None, *,
                 attention: np.ndarray | None = None, sanity: Mapping[str, Any] | None = None, ref: str | None = None,
-                top: int = 15, created: datetime | None = None) -> CaseReport:
+                top: int = 15, created: datetime | None = None, data_changes: Sequence[DataChange] = ()) -> CaseReport:
     """The notes workspace's case: the specialty, the words that drove it, the attention.
 
     The note's text is an identifier (see the module docstring): it is printed only with identifiers.
@@ -41,6 +42,8 @@ def note_report(text: str, spec: ModelSpec, vocab: Vocab, pred: NotePrediction, 
         attention: ``notes.note_attention`` (layers, heads, n_tokens), or None.
         ref: the note's id or file name (an identifier).
         top: words shown per chart.
+        data_changes: the rows of the uploaded CSV that were not scored (``NoteBatch.changes``); their row
+            numbers and reasons, never their text.
     """
     from medai_core.workspaces.notes.text import tokenize
 
@@ -79,5 +82,5 @@ def note_report(text: str, spec: ModelSpec, vocab: Vocab, pred: NotePrediction, 
         created=report_time(created), software=software_versions(), input_summary=summary,
         prediction=f"{pred.label} ({pred.probabilities[pred.label]:.0%}, calibrated)", probabilities=probs,
         explanation_reading=reading, sanity=dict(sanity) if sanity is not None else None, figures=tuple(figs),
-        tables=(), notes=notes, identifiers=ids,
+        tables=(), notes=notes, identifiers=ids, data_changes=tuple(data_changes),
         **(explanation_fields(ta.explanation, "text") if ta is not None else {}))
