@@ -21,7 +21,9 @@ tab_rec, tab_note = st.tabs(["Structured record: in-hospital mortality", "Clinic
 def _field_input(f, default):  # noqa: ANN001, ANN202 - a schema Field and its pre-filled value
     rng = f" · normal {f.normal[0]:g}-{f.normal[1]:g}" if f.normal and f.normal[1] > f.normal[0] else ""
     label = f"{f.label}{' (' + f.unit + ')' if f.unit else ''}"
-    helptext = f"`{f.name}`{rng}. {f.help} Leave blank if unknown (the model has a learned 'missing' value)."
+    accepted = (f" Accepted: {f.plausible_text()}; a value outside is impossible or mistyped and is refused here."
+                if f.kind == "numeric" and f.plausible else "")
+    helptext = f"`{f.name}`{rng}.{accepted} {f.help} Leave blank if unknown (the model has a learned 'missing' value)."
     if f.kind == "categorical":
         opts = [None, *f.categories]
         return st.selectbox(label, opts, index=opts.index(default), format_func=lambda v: "missing" if v is None else v,
@@ -30,6 +32,7 @@ def _field_input(f, default):  # noqa: ANN001, ANN202 - a schema Field and its p
         return st.selectbox(label, [None, 0, 1], index=1, key=f"records.form.{f.name}", help=helptext,
                             format_func=lambda v: {None: "missing", 0: "no", 1: "yes"}[v])
     whole = f.name in ("num.co", "aps", "hrt", "resp", "meanbp")
+    # min/max make the widget refuse an impossible value (the browser will not commit it); the range is in the help
     return st.number_input(label + rng, min_value=float(f.plausible[0]), max_value=float(f.plausible[1]),
                            value=None if default is None else round(float(default), 2), placeholder="missing",
                            step=1.0 if whole else None, format="%.0f" if whole else None,
@@ -81,68 +84,86 @@ def structured_tab() -> None:
         return
     for notice in table.notices:
         st.info(notice, icon=":material/info:")
+    ui.changes_panel(table.changes, key="records.quality", what="value")
     scores, score_ms = ui.timed(R.score, model, spec, table)
+    flags = R.quality_flags(table)
     if len(table) > 1:
         st.subheader(f"Risk for {len(table)} patients")
-        st.dataframe(scores.frame().style.format({"risk": "{:.1%}"}), hide_index=True, width="stretch", key="records.table")
+        if not scores.scored.all():
+            st.warning(f"{int((~scores.scored).sum())} of {len(table)} patients were not scored; the 'data quality' "
+                       "column says why.", icon=":material/block:")
+        st.dataframe(scores.frame().assign(**{"data quality": flags}).style.format({"risk": "{:.1%}"}, na_rep="no risk"),
+                     hide_index=True, width="stretch", key="records.table")
         st.download_button("Download results (CSV)", R.write_back(table, scores).to_csv(index=False),
                            "medai_records_risk.csv", "text/csv", icon=":material/download:")
-    row = st.selectbox("Patient to explain", range(len(table)), format_func=lambda i: f"{table.ids[i]} ({scores.risk[i]:.0%})",
-                       key=K_REC_ROW) if len(table) > 1 else 0
-    methods = sorted(R.EXPLAINERS.names(modalities=spec.modality), key=lambda n: n != "shapley_sampling")
-    c1, c2 = st.columns([3, 2])
-    method = c2.radio("Attribution method", methods, key="records.method", format_func=lambda n: R.explainer_for(n, "tabular")[1]["label"],
-                      help="Shapley value sampling (default): swaps whole features, so missing and categorical values "
-                           "are handled exactly and contributions add up to the risk difference. Integrated Gradients "
-                           "interpolates the feature tokens: faster, approximate (convergence delta shown).")
-    key = ("records.exp", ui.digest(pd.util.hash_pandas_object(table.frame, index=True).values.tobytes()), name, row, method)
-    if key not in st.session_state:
-        with st.spinner("Computing attributions…"):
-            st.session_state[key] = R.explain_record(model, spec, table, row, method)
-    exp = st.session_state[key]
-    d = exp.diagnostics
-    c1.metric(f"Patient {table.ids[row]}: risk of {spec.extra['risk_of']}", f"{scores.risk[row]:.1%}")
-    c1.markdown(f"Label: **{scores.labels[row]}** (threshold {scores.threshold:.0%}, chosen on validation by Youden's J)  \n"
-                f":gray[scored {len(table):,} record(s) in {score_ms:.0f} ms]")
-    c1.plotly_chart(R.risk_figure(scores.risk[row], scores.threshold, spec.extra["risk_of"], d["reference_risk"]), key="records.risk")
-    with st.expander("How sure is the model? Reliability on the held-out split and the operating threshold", expanded=True):
-        ui.reliability_panel(name, float(scores.risk[row]), key="records.rel",
-                             caption="The label above always uses the validated threshold.")
-    st.plotly_chart(R.attribution_figure(R.attribution_frame(exp, table, row),
-                                       f"Why {scores.risk[row]:.1%} rather than the reference patient's {d['reference_risk']:.1%}"),
-                    key="records.attr")
-    extra = (f"convergence delta {d['convergence_delta']:.2e} ({d['relative_delta']:.2%} of the difference)"
-             if "convergence_delta" in d else f"sum of contributions equals the risk difference to within {abs(d['sum_minus_difference']):.1e}")
-    st.caption(f"{R.explainer_for(method, 'tabular')[1]['label']} in {exp.seconds * 1000:.0f} ms · {extra}. "
-               "The reference is the typical training patient (see the form's pre-filled values).")
-    with st.expander("Can I trust these attributions? Sanity check and faithfulness", expanded=False):
+    first = int(np.argmax(scores.scored)) if scores.scored.any() else 0  # the first scored patient by default
+    row = st.selectbox("Patient to explain", range(len(table)), index=first, key=K_REC_ROW,
+                       format_func=lambda i: f"{table.ids[i]} ({scores.risk[i]:.0%}{', ⚠' if flags[i] else ''})"
+                       if scores.scored[i] else f"{table.ids[i]} (not scored)") if len(table) > 1 else 0
+    table_key = ui.digest(pd.util.hash_pandas_object(table.frame, index=True).values.tobytes())
+    if not scores.scored[row]:
+        st.metric(f"Patient {table.ids[row]}: risk of {spec.extra['risk_of']}", "no risk")
+        st.warning(f"**Patient {table.ids[row]} was not scored**: {table.not_scored_reason(row)}. There is no risk, "
+                   "explanation or report for this patient" + (": pick a scored one above." if scores.scored.any()
+                                                                 else "."), icon=":material/block:")
+    else:
+        methods = sorted(R.EXPLAINERS.names(modalities=spec.modality), key=lambda n: n != "shapley_sampling")
+        c1, c2 = st.columns([3, 2])
+        method = c2.radio("Attribution method", methods, key="records.method", format_func=lambda n: R.explainer_for(n, "tabular")[1]["label"],
+                          help="Shapley value sampling (default): swaps whole features, so missing and categorical values "
+                               "are handled exactly and contributions add up to the risk difference. Integrated Gradients "
+                               "interpolates the feature tokens: faster, approximate (convergence delta shown).")
+        key = ("records.exp", table_key, name, row, method)
+        if key not in st.session_state:
+            with st.spinner("Computing attributions…"):
+                st.session_state[key] = R.explain_record(model, spec, table, row, method)
+        exp = st.session_state[key]
+        d = exp.diagnostics
+        c1.metric(f"Patient {table.ids[row]}: risk of {spec.extra['risk_of']}", f"{scores.risk[row]:.1%}")
+        if flags[row]:
+            c1.warning(f"{flags[row]}: treated as missing for this patient (see 'What we changed in your data').",
+                       icon=":material/rule:")
+        c1.markdown(f"Label: **{scores.labels[row]}** (threshold {scores.threshold:.0%}, chosen on validation by Youden's J)  \n"
+                    f":gray[scored {int(scores.scored.sum()):,} of {len(table):,} record(s) in {score_ms:.0f} ms]")
+        c1.plotly_chart(R.risk_figure(scores.risk[row], scores.threshold, spec.extra["risk_of"], d["reference_risk"]), key="records.risk")
+        with st.expander("How sure is the model? Reliability on the held-out split and the operating threshold", expanded=True):
+            ui.reliability_panel(name, float(scores.risk[row]), key="records.rel",
+                                 caption="The label above always uses the validated threshold.")
+        st.plotly_chart(R.attribution_figure(R.attribution_frame(exp, table, row),
+                                           f"Why {scores.risk[row]:.1%} rather than the reference patient's {d['reference_risk']:.1%}"),
+                        key="records.attr")
+        extra = (f"convergence delta {d['convergence_delta']:.2e} ({d['relative_delta']:.2%} of the difference)"
+                 if "convergence_delta" in d else f"sum of contributions equals the risk difference to within {abs(d['sum_minus_difference']):.1e}")
+        st.caption(f"{R.explainer_for(method, 'tabular')[1]['label']} in {exp.seconds * 1000:.0f} ms · {extra}. "
+                   "The reference is the typical training patient (see the form's pre-filled values).")
+        with st.expander("Can I trust these attributions? Sanity check and faithfulness", expanded=False):
+            names = [f.label for f in R.SCHEMA]
+            rep = ui.trust_panel(f"records|{key}", lambda progress: R.trust_record(model, spec, table, row, method, exp, progress),
+                                 lambda r: st.plotly_chart(R.maps_side_by_side(r.cascade.trained, r.cascade.randomised, names,
+                                                                             "Attributions: trained vs fully randomised model"),
+                                                           key="records.sanity.maps"))
+        st.subheader("Attention map")
+        att = R.attention(model, table, row)
         names = [f.label for f in R.SCHEMA]
-        rep = ui.trust_panel(f"records|{key}", lambda progress: R.trust_record(model, spec, table, row, method, exp, progress),
-                             lambda r: st.plotly_chart(R.maps_side_by_side(r.cascade.trained, r.cascade.randomised, names,
-                                                                         "Attributions: trained vs fully randomised model"),
-                                                       key="records.sanity.maps"))
-    st.subheader("Attention map")
-    att = R.attention(model, table, row)
-    names = [f.label for f in R.SCHEMA]
-    a1, a2 = st.columns(2)
-    layer = a1.selectbox("Layer", range(att.shape[0]), format_func=lambda i: f"layer {i + 1}", index=att.shape[0] - 1, key="records.layer")
-    head = a2.selectbox("Head", [-1, *range(att.shape[1])], format_func=lambda h: "mean of heads" if h < 0 else f"head {h + 1}", key="records.head")
-    w = att[layer].mean(0) if head < 0 else att[layer, head]
-    st.plotly_chart(R.attention_bar(w, names, f"CLS-to-feature attention, layer {layer + 1}, "
-                                  f"{'mean of heads' if head < 0 else f'head {head + 1}'}"), key="records.attn")
-    st.caption("Attention shows where the model looked, not whether a value raised or lowered the risk.")
-    with st.expander("All layers and heads"):
-        st.plotly_chart(R.attention_heatmap(att, names, "CLS-to-feature attention"), key="records.attn_all")
-    st.subheader("Take it away")
-    ui.take_away("records.take", lambda: R.record_report(table, row, spec, scores, exp, attention=att,
-                                                       sanity=rep.summary() if rep else None),
-                 {"Attributions (CSV)": (f"record_{method}_attributions.csv", "text/csv",
-                                         lambda: R.record_attributions_csv(exp, values=table.frame.iloc[row].to_dict())),
-                  "Attention (CSV)": ("record_attention.csv", "text/csv", lambda: R.record_attention_csv(att))},
-                 "medai_record")
+        a1, a2 = st.columns(2)
+        layer = a1.selectbox("Layer", range(att.shape[0]), format_func=lambda i: f"layer {i + 1}", index=att.shape[0] - 1, key="records.layer")
+        head = a2.selectbox("Head", [-1, *range(att.shape[1])], format_func=lambda h: "mean of heads" if h < 0 else f"head {h + 1}", key="records.head")
+        w = att[layer].mean(0) if head < 0 else att[layer, head]
+        st.plotly_chart(R.attention_bar(w, names, f"CLS-to-feature attention, layer {layer + 1}, "
+                                      f"{'mean of heads' if head < 0 else f'head {head + 1}'}"), key="records.attn")
+        st.caption("Attention shows where the model looked, not whether a value raised or lowered the risk.")
+        with st.expander("All layers and heads"):
+            st.plotly_chart(R.attention_heatmap(att, names, "CLS-to-feature attention"), key="records.attn_all")
+        st.subheader("Take it away")
+        ui.take_away("records.take", lambda: R.record_report(table, row, spec, scores, exp, attention=att,
+                                                           sanity=rep.summary() if rep else None),
+                     {"Attributions (CSV)": (f"record_{method}_attributions.csv", "text/csv",
+                                             lambda: R.record_attributions_csv(exp, values=table.frame.iloc[row].to_dict())),
+                      "Attention (CSV)": ("record_attention.csv", "text/csv", lambda: R.record_attention_csv(att))},
+                     "medai_record")
     if len(table) > 1:
         st.subheader("Global importance for this batch")
-        gkey = ("records.global", key[1], name)
+        gkey = ("records.global", table_key, name)
         if gkey not in st.session_state:
             with st.spinner("Attributing the batch…"):
                 st.session_state[gkey] = R.global_importance(model, spec, table)
@@ -158,6 +179,7 @@ def notes_tab() -> None:
     except MedAIError as err:
         ui.show_error(err)
         return
+    changes = ()  # pasted and demo notes are used as they are
     source = st.radio("Note from", ["Paste text", "Upload .txt / .csv", "Synthetic demo note"], horizontal=True, key=K_NOTE_SOURCE)
     try:
         if source == "Paste text":
@@ -173,12 +195,14 @@ def notes_tab() -> None:
                 st.info("Upload a file. It stays in memory and is never saved.")
                 return
             notes = N.load_notes(up.getvalue(), up.name)
+            changes = notes.changes  # rows set aside (empty or unreadable), never their text
         else:
             pick = st.selectbox("Synthetic note (written for MedAI, not from MTSamples)", list(N.SYNTHETIC_NOTES), key="notes.demo")
             notes = [N.Note(N.SYNTHETIC_NOTES[pick], "file", pick)]
     except MedAIError as err:
         ui.show_error(err)
         return
+    ui.changes_panel(changes, key="notes.quality", what="row")
     preds, classify_ms = ui.timed(lambda: [N.classify(model, spec, vocab, n.text) for n in notes])
     i = 0
     if len(notes) > 1:
@@ -237,7 +261,7 @@ def notes_tab() -> None:
                                   f"Most attended words, layer {layer + 1}", top=15), key="notes.attn")
     st.subheader("Take it away")
     ui.take_away("notes.take", lambda: N.note_report(note.text, spec, vocab, pred, ta, attention=att, ref=note.ref,
-                                                   sanity=rep.summary() if rep else None),
+                                                   sanity=rep.summary() if rep else None, data_changes=changes),
                  {"Word attributions (CSV)": ("note_attributions.csv", "text/csv", lambda: N.note_attributions_csv(ta.tokens, ta.values)),
                   "Attention (CSV)": ("note_attention.csv", "text/csv", lambda: N.note_attention_csv(enc.tokens, att))},
                  "medai_note")

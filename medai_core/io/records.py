@@ -7,6 +7,12 @@ error rather than a sick patient. The fields are those known on day 3 of a SUPPO
 
 Blank cells are allowed everywhere: the model has a learned "missing" embedding per feature, so a
 missing laboratory value is never silently replaced by zero or by a normal value.
+
+A table is refused (``SchemaError``) only for what is wrong with the whole file: a required column
+absent or without one usable value, duplicate columns, no row left to score. One bad cell (outside
+its plausible range, not a number, an unknown category) is set to missing for that patient and one
+bad row (blank or repeated id, too few core values) is kept unscored; each is a ``DataChange`` in
+``RecordTable.changes``, shown wherever the results are.
 """
 from __future__ import annotations
 
@@ -17,12 +23,18 @@ import numpy as np
 import pandas as pd
 
 from medai_core.errors import EmptyInput, InputError, TooLarge
+from medai_core.io.changes import NOT_SCORED, SET_MISSING, DataChange, shown_value, summarise
 from medai_core.io.uploads import read_csv_strings, read_text
 
 MAX_BYTES = 50 * 1024 * 1024
 MAX_ROWS = 100_000
 MAX_COLUMNS = 500
 ID_COLUMN = "id"
+# A row is scored only if at least this share of the required (core) fields has a usable value: the
+# model saw every training record with nearly all of them (SUPPORT2 lacks at most 6 of 16, nearly always
+# none; 10% more were hidden at random in training), so a record missing most of them is outside
+# anything it learned and its "risk" would be the missing embeddings talking.
+MIN_CORE_SHARE = 0.5
 
 
 class SchemaError(InputError):
@@ -58,6 +70,13 @@ class Field:
     normal: tuple[float, float] | None = None
     categories: tuple[str, ...] = ()
     help: str = ""
+
+    def plausible_text(self) -> str:
+        """``20-1,200 mg/dL``: the plausible range as shown in reasons and on the form."""
+        if self.plausible is None:
+            return ""
+        lo, hi = self.plausible
+        return f"{lo:,g}-{hi:,g}{' ' + self.unit if self.unit and not self.unit.startswith('(') else ''}"
 
     def describe(self, value: object) -> str:
         """``label = value unit`` as shown beside an attribution."""
@@ -128,15 +147,34 @@ class RecordTable:
         notices: things the user should know that are not errors (ignored columns, absent optional
             columns treated as missing).
         source: the original table (all columns, as read) for writing back with results.
+        changes: every cell set to missing and every row left unscored, with its 1-based data row
+            (row 1 is the first patient), in row order.
     """
 
     frame: pd.DataFrame
     ids: tuple[str, ...]
     notices: tuple[str, ...] = ()
     source: pd.DataFrame = field(default_factory=pd.DataFrame)
+    changes: tuple[DataChange, ...] = ()
 
     def __len__(self) -> int:
         return len(self.frame)
+
+    def scored_mask(self) -> np.ndarray:
+        """(N,) bool: the rows to score (False for a row with a ``NOT_SCORED`` change)."""
+        mask = np.ones(len(self.frame), dtype=bool)
+        for c in self.changes:
+            if c.action == NOT_SCORED and c.row is not None:
+                mask[c.row - 1] = False
+        return mask
+
+    def row_changes(self, row: int) -> tuple[DataChange, ...]:
+        """The changes of record ``row`` (0-based index into the table)."""
+        return tuple(c for c in self.changes if c.row == row + 1)
+
+    def not_scored_reason(self, row: int) -> str:
+        """Why record ``row`` (0-based) was not scored; "" if it was."""
+        return "; ".join(c.reason for c in self.row_changes(row) if c.action == NOT_SCORED)
 
 
 def _rows(idx: pd.Index | np.ndarray, limit: int = 5) -> str:
@@ -177,9 +215,14 @@ def validate_records(df: pd.DataFrame, *, require_all: bool = False, from_form: 
         from_form: one record typed in a form: any field may be blank (an upload must give each
             required column at least one value).
 
+    Returns:
+        The typed table; ``changes`` lists every cell set to missing (outside its plausible range,
+        not a number, not an allowed category) and every row left unscored (blank or repeated id,
+        fewer than ``MIN_CORE_SHARE`` of the core fields), each with its 1-based data row.
+
     Raises:
-        SchemaError: listing every problem (missing columns, wrong types, impossible values,
-            NaN-only columns, duplicate IDs), naming the columns and rows.
+        SchemaError: what is wrong with the whole table, each problem listed (missing or duplicated
+            columns, a required column with no usable value in any row, no row left to score).
         EmptyInput: no rows.
     """
     if df is None or len(df) == 0:
@@ -209,7 +252,8 @@ def validate_records(df: pd.DataFrame, *, require_all: bool = False, from_form: 
         notices.append(msg)
 
     out = pd.DataFrame(index=df.index)
-    for f in SCHEMA:
+    cells: list[tuple[int, int, DataChange]] = []  # (row index, schema position, change) for sorting
+    for j, f in enumerate(SCHEMA):
         if f.name not in df.columns:
             out[f.name] = np.nan if f.kind != "categorical" else None
             continue
@@ -224,51 +268,92 @@ def validate_records(df: pd.DataFrame, *, require_all: bool = False, from_form: 
                     notices.append(f"Column {f.name!r} ({f.label}) is empty in every row: treated as missing.")
                 out[f.name] = np.nan
             continue
+        col_problems: list[str] = []  # what refuses the file if no cell of a required column is usable
+        set_aside: list[tuple[pd.Series, str]] = []  # (mask, reason)
         if f.kind == "categorical":
             vals = raw.astype(str).str.strip().str.lower().where(~blank)
             allowed = {c.lower(): c for c in f.categories}
             bad = vals.notna() & ~vals.isin(list(allowed))
             if bad.any():
                 shown = sorted(set(raw[bad].astype(str)))[:5]
-                problems.append(f"Column {f.name!r}: unknown values {shown} in rows {_rows(df.index[bad])}; "
-                                f"allowed: {', '.join(f.categories)}.")
+                col_problems.append(f"Column {f.name!r}: unknown values {shown} in rows {_rows(df.index[bad])}; "
+                                    f"allowed: {', '.join(f.categories)}.")
+                set_aside.append((bad, f"not one of: {', '.join(f.categories)}"))
             out[f.name] = vals.map(allowed).where(~bad & vals.notna(), None)
         else:
             num = pd.to_numeric(raw.where(~blank), errors="coerce")
-            wrong = num.isna() & ~blank
+            wrong = (num.isna() | ~np.isfinite(num.fillna(0.0))) & ~blank  # text, or inf (never a measurement)
             if wrong.any():
                 shown = sorted(set(raw[wrong].astype(str)))[:5]
-                problems.append(f"Column {f.name!r} ({f.label}) must be a number; got {shown} in rows {_rows(df.index[wrong])}.")
-            nonfinite = ~np.isfinite(num.fillna(0.0))
-            if nonfinite.any():
-                problems.append(f"Column {f.name!r}: infinite values in rows {_rows(df.index[nonfinite])}.")
+                col_problems.append(f"Column {f.name!r} ({f.label}) must be a number; got {shown} in rows "
+                                    f"{_rows(df.index[wrong])}.")
+                set_aside.append((wrong, "not a number"))
+            ok = num.notna() & ~wrong
             if f.kind == "binary":
-                badb = num.notna() & ~num.isin([0, 1])
+                badb = ok & ~num.isin([0, 1])
                 if badb.any():
-                    problems.append(f"Column {f.name!r} ({f.label}) must be 0 or 1; rows {_rows(df.index[badb])}.")
+                    col_problems.append(f"Column {f.name!r} ({f.label}) must be 0 or 1; rows {_rows(df.index[badb])}.")
+                    set_aside.append((badb, "not 0 (no) or 1 (yes)"))
             elif f.plausible is not None:
                 lo, hi = f.plausible
-                oor = num.notna() & np.isfinite(num) & ((num < lo) | (num > hi))
+                oor = ok & ((num < lo) | (num > hi))
                 if oor.any():
-                    problems.append(f"Column {f.name!r} ({f.label}) outside the plausible range {lo:g}-{hi:g}"
-                                    f"{' ' + f.unit if f.unit else ''} in rows {_rows(df.index[oor])} "
-                                    f"(values {sorted(set(num[oor].round(3).tolist()))[:5]}).")
-            out[f.name] = num.astype(float)
+                    col_problems.append(f"Column {f.name!r} ({f.label}) outside the plausible range {lo:g}-{hi:g}"
+                                        f"{' ' + f.unit if f.unit else ''} in rows {_rows(df.index[oor])} "
+                                        f"(values {sorted(set(num[oor].round(3).tolist()))[:5]}).")
+                    set_aside.append((oor, f"outside the plausible range {f.plausible_text()}"))
+            out[f.name] = num.where(ok).astype(float)
+            for mask, _ in set_aside:
+                out.loc[mask, f.name] = np.nan
+        usable = ~blank
+        for mask, _ in set_aside:
+            usable &= ~mask
+        if f.required and not from_form and not usable.any():
+            problems.extend(p[:-1] + "; no row has a usable value and the column is required." for p in col_problems)
+            continue
+        for mask, reason in set_aside:
+            for i in np.flatnonzero(mask.to_numpy()):
+                cells.append((int(i), j, DataChange(row=int(i) + 1, field=f.name, at="", value=shown_value(raw.iloc[i]),
+                                                    action=SET_MISSING, reason=reason)))
 
+    rows_out: list[tuple[int, int, DataChange]] = []  # unscored rows sort after their cells
     if ID_COLUMN in df.columns:
         ids = df[ID_COLUMN].astype(str).str.strip()
         blank_id = df[ID_COLUMN].isna() | (ids == "")
-        if blank_id.any():
-            problems.append(f"Column 'id' is blank in rows {_rows(df.index[blank_id])}.")
+        for i in np.flatnonzero(blank_id.to_numpy()):
+            rows_out.append((int(i), len(SCHEMA), DataChange(int(i) + 1, ID_COLUMN, "", "", NOT_SCORED,
+                                                             "no id: the 'id' column is blank in this row")))
         dup = ids.duplicated(keep=False) & ~blank_id
         if dup.any():
-            problems.append(f"Duplicate ids {sorted(set(ids[dup]))[:5]} in rows {_rows(df.index[dup])}.")
-        id_list = tuple(ids.tolist())
+            where: dict[str, list[int]] = {}
+            for i in np.flatnonzero(dup.to_numpy()):
+                where.setdefault(ids.iloc[i], []).append(int(i))
+            for same in where.values():  # which of them is the patient is unknown: none is scored
+                for i in same:
+                    rows_out.append((i, len(SCHEMA), DataChange(
+                        i + 1, ID_COLUMN, "", shown_value(ids.iloc[i]), NOT_SCORED,
+                        "the same id is on more than one row; each patient needs a unique id")))
+        id_list = tuple(ids.where(~blank_id, "").tolist())
+        id_list = tuple(v if v else f"(row {k + 1})" for k, v in enumerate(id_list))
     else:
         id_list = tuple(str(i + 1) for i in range(len(df)))
     if problems:
         raise SchemaError(problems)
-    return RecordTable(frame=out, ids=id_list, notices=tuple(notices), source=df)
+
+    core = [f.name for f in SCHEMA if f.required]
+    need = int(np.ceil(MIN_CORE_SHARE * len(core)))
+    given = out[core].notna().sum(axis=1).to_numpy()
+    for i in np.flatnonzero(given < need):
+        rows_out.append((int(i), len(SCHEMA) + 1, DataChange(
+            int(i) + 1, "record", "", f"{given[i]} of {len(core)} core values", NOT_SCORED,
+            f"too little to score: the model needs at least {need} of the {len(core)} core fields "
+            "(age to creatinine); it never saw records missing most of them")))
+    changes = tuple(c for *_, c in sorted(cells + rows_out, key=lambda t: (t[0], t[1])))
+    table = RecordTable(frame=out, ids=id_list, notices=tuple(notices), source=df, changes=changes)
+    if not from_form and not table.scored_mask().any():
+        raise SchemaError(["No row can be scored: " + "; ".join(summarise([c for c in changes if c.action == NOT_SCORED]))
+                           + "."])
+    return table
 
 
 def load_records(data: bytes | str | Path | pd.DataFrame) -> RecordTable:

@@ -9,6 +9,7 @@ import torch
 from medai_core.workspaces.records import pipeline as R
 from medai_core.errors import EmptyInput, InputError, TooLarge, UnsupportedFormat
 from medai_core.explain import EXPLAINERS
+from medai_core.io.changes import NOT_SCORED, SET_MISSING, DataChange
 from medai_core.trust.randomisation import randomised_copy, rank_correlation
 from medai_core.io.records import (FEATURES, SCHEMA, SchemaError, load_records, record_from_form, schema_table,
                                    validate_records)
@@ -39,16 +40,32 @@ def _with(df: pd.DataFrame, **changes) -> pd.DataFrame:
 
 BAD_TABLES = [
     ("missing required column", lambda: _good().drop(columns=["age", "hrt"]), SchemaError, r"Missing required columns: age, hrt"),
-    ("wrong type", lambda: _with(_good(), age=(2, "sixty")), SchemaError, r"'age'.*must be a number.*sixty.*rows 4"),
-    ("out of range", lambda: _with(_good(), temp=(1, 52.0)), SchemaError, r"'temp'.*plausible range 25-45.*rows 3"),
-    ("impossible negative", lambda: _with(_good(), crea=(0, -1)), SchemaError, r"'crea'.*plausible range"),
-    ("unknown category", lambda: _with(_good(), sex=(0, "unknown")), SchemaError, r"'sex': unknown values \['unknown'\]"),
-    ("binary not 0/1", lambda: _with(_good(), diabetes=(3, 2)), SchemaError, r"'diabetes'.*0 or 1.*rows 5"),
     ("required column all NaN", lambda: _good().assign(sps=np.nan), SchemaError, r"'sps'.*empty in every row; it is required"),
-    ("duplicate ids", lambda: _with(_good(), id=(1, "SYN-001")), SchemaError, r"Duplicate ids \['SYN-001'\] in rows 2, 3"),
-    ("blank id", lambda: _with(_good(), id=(2, "")), SchemaError, r"'id' is blank in rows 4"),
-    ("infinite value", lambda: _with(_good(), hrt=(0, "inf")), SchemaError, r"'hrt'"),
+    ("required column never usable", lambda: _good().assign(age="sixty"), SchemaError,
+     r"'age'.*must be a number.*sixty.*no row has a usable value"),
 ]
+
+# Issue 13: one bad cell or row is set aside (a DataChange), no longer a refusal of the whole table.
+SET_ASIDE = [
+    ("wrong type", lambda: _with(_good(), age=(2, "sixty")), (3, "age", "sixty", SET_MISSING, "not a number")),
+    ("out of range", lambda: _with(_good(), temp=(1, 52.0)),
+     (2, "temp", "52.0", SET_MISSING, "outside the plausible range 25-45 °C")),
+    ("impossible negative", lambda: _with(_good(), crea=(0, -1)),
+     (1, "crea", "-1", SET_MISSING, "outside the plausible range 0.05-30 mg/dL")),
+    ("unknown category", lambda: _with(_good(), sex=(0, "unknown")),
+     (1, "sex", "unknown", SET_MISSING, "not one of: female, male")),
+    ("binary not 0/1", lambda: _with(_good(), diabetes=(3, 2)), (4, "diabetes", "2", SET_MISSING, "not 0 (no) or 1 (yes)")),
+    ("duplicate ids", lambda: _with(_good(), id=(1, "SYN-001")),
+     (1, "id", "SYN-001", NOT_SCORED, "the same id is on more than one row; each patient needs a unique id")),
+    ("blank id", lambda: _with(_good(), id=(2, "")), (3, "id", "", NOT_SCORED, "no id: the 'id' column is blank in this row")),
+    ("infinite value", lambda: _with(_good(), hrt=(0, "inf")), (1, "hrt", "inf", SET_MISSING, "not a number")),
+]
+
+
+@pytest.mark.parametrize("name,make,change", SET_ASIDE, ids=[b[0] for b in SET_ASIDE])
+def test_bad_cells_and_rows_are_set_aside(name, make, change):
+    t = load_records(_csv(make()))
+    assert len(t) == 6 and t.changes[0] == DataChange(change[0], change[1], "", *change[2:])
 
 
 @pytest.mark.parametrize("name,make,err,match", BAD_TABLES, ids=[b[0] for b in BAD_TABLES])
@@ -58,7 +75,7 @@ def test_schema_validation_table(name, make, err, match):
 
 
 def test_schema_errors_are_all_listed_at_once():
-    df = _with(_good(), age=(0, "x"), temp=(1, 99))
+    df = _good().drop(columns=["age"]).assign(sps=np.nan)  # issue 13: bad cells are no longer errors
     with pytest.raises(SchemaError) as info:
         load_records(_csv(df))
     assert len(info.value.problems) == 2
@@ -108,8 +125,9 @@ def test_form_record_and_published_schema():
     assert len(t) == 1 and np.isnan(t.frame.loc[0, "crea"]) and np.isnan(t.frame.loc[0, "hrt"])
     sch = schema_table()
     assert list(sch["column"]) == list(FEATURES)
-    with pytest.raises(SchemaError, match="plausible"):
-        record_from_form({"age": 7})
+    # issue 13: an impossible value is set to missing and listed (the form's widgets refuse it first)
+    assert record_from_form({"age": 7}).changes[0] == DataChange(1, "age", "", "7", SET_MISSING,
+                                                                 "outside the plausible range 18-110 years")
 
 
 def test_missing_value_uses_learned_embedding(support):
@@ -140,7 +158,7 @@ def test_score_and_write_back(support):
     assert set(s.labels) <= set(spec.labels)
     assert all((lab == spec.positive_label) == (r >= s.threshold) for r, lab in zip(s.risk, s.labels))
     out = R.write_back(t, s)
-    assert list(out.columns) == [*df.columns, "risk", "label"] and len(out) == 7
+    assert list(out.columns) == [*df.columns, "risk", "label", "warnings"] and len(out) == 7  # issue 13: warnings
 
 
 def test_batch_scoring_matches_one_by_one(support):
@@ -224,3 +242,30 @@ def test_untrained_model_forward_shape():
     with torch.no_grad():
         out = m(encode_records(t.frame))
     assert out.shape == (4,) and torch.isfinite(out).all()
+
+
+def test_case_report_lists_that_patients_changes(support):
+    from medai_core.report.pdf import build_pdf
+    from medai_core.workspaces.records.report import record_report
+
+    model, spec = support
+    t = load_records(_csv(_with(_good(3), glucose=(1, "0"), alb=(2, "29"))))
+    s = R.score(model, spec, t)
+    rep = record_report(t, 1, spec, s)
+    assert rep.data_changes == (DataChange(2, "glucose", "", "0", SET_MISSING, "outside the plausible range 5-2,000 mg/dL"),)
+    assert record_report(t, 0, spec, s).data_changes == ()
+    import io
+
+    from pypdf import PdfReader
+
+    text = " ".join(" ".join(pg.extract_text() for pg in PdfReader(io.BytesIO(build_pdf(rep))).pages).split())
+    assert "What we changed in your data" in text and "glucose" in text
+
+
+def test_unscored_row_has_no_report(support):
+    from medai_core.workspaces.records.report import record_report
+
+    model, spec = support
+    t = load_records(_csv(_with(_good(3), id=(0, ""))))
+    with pytest.raises(InputError, match="was not scored"):
+        record_report(t, 0, spec, R.score(model, spec, t))

@@ -13,8 +13,8 @@ from medai_core.plots.charts import attention_bar, attention_heatmap, attributio
 from medai_core.plots.trust import maps_side_by_side
 from medai_core.workspaces.records.exports import record_attention_csv, record_attributions_csv
 from medai_core.workspaces.records.pipeline import (RiskTable, attention, attention_matrix, attribution_frame,
-                                                    explain_record, global_importance, reference_record,
-                                                    reference_values, score, write_back)
+                                                    explain_record, global_importance, quality_flags, reference_record,
+                                                    reference_values, row_warnings, score, write_back)
 from medai_core.workspaces.records.report import record_report
 from medai_core.workspaces.records.samples import synthetic_records
 from medai_core.workspaces.records.trust import faithfulness_record, sanity_check_record, trust_record
@@ -24,7 +24,7 @@ MODALITY = "tabular"
 __all__ = ["EXPLAINERS", "FEATURES", "FIELDS", "MODALITY", "SCHEMA", "RecordTable", "RiskTable", "SchemaError",
            "attention", "attention_bar", "attention_heatmap", "attention_matrix", "attribution_figure",
            "attribution_frame", "explain_record", "explainer_for", "faithfulness_record", "global_importance",
-           "importance_figure", "load_records", "maps_side_by_side", "record_attention_csv",
+           "importance_figure", "load_records", "maps_side_by_side", "quality_flags", "record_attention_csv",
            "record_attributions_csv", "record_from_form", "record_report", "reference_record", "reference_values",
-           "risk_figure", "sanity_check_record", "schema_table", "score", "synthetic_records", "trust_record",
+           "risk_figure", "row_warnings", "sanity_check_record", "schema_table", "score", "synthetic_records", "trust_record",
            "write_back"]

@@ -13,6 +13,7 @@ from torch import nn
 
 from medai_core.errors import InputError
 from medai_core.explain.base import Explanation, ProgressFn, explainer_for, thread_copy
+from medai_core.io.changes import NOT_SCORED, rows_with_changes
 from medai_core.io.records import FIELDS, SCHEMA, RecordTable
 from medai_core.models.spec import ModelSpec
 from medai_core.models.support_ftt import encode_records
@@ -22,7 +23,10 @@ SCORE_BATCH = 1024  # measured: 10,000 records in 0.66 s at 1024 vs 0.97 s at 40
 
 @dataclass(frozen=True)
 class RiskTable:
-    """Scores for a batch: ``risk`` (calibrated probability of the positive label) and ``label``."""
+    """Scores for a batch: ``risk`` (calibrated probability of the positive label) and ``label``.
+
+    A row the table marks not scored (``RecordTable.scored_mask``) has risk NaN and label "".
+    """
 
     ids: tuple[str, ...]
     risk: np.ndarray
@@ -33,6 +37,11 @@ class RiskTable:
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame({"id": list(self.ids), "risk": self.risk, "label": list(self.labels)})
 
+    @property
+    def scored(self) -> np.ndarray:
+        """(N,) bool: rows that have a risk."""
+        return np.isfinite(self.risk)
+
 
 def encode(table: RecordTable) -> torch.Tensor:
     """Model input (N, F, 2) for a validated table."""
@@ -40,26 +49,64 @@ def encode(table: RecordTable) -> torch.Tensor:
 
 
 def score(model: nn.Module, spec: ModelSpec, table: RecordTable) -> RiskTable:
-    """Calibrated risk and label for every record (batched, no gradients)."""
-    x = encode(table)
-    with torch.inference_mode():
-        risk = torch.cat([model.predict_proba(x[i:i + SCORE_BATCH]) for i in range(0, len(x), SCORE_BATCH)])
-    r = risk.double().numpy()
+    """Calibrated risk and label for every scorable record (batched, no gradients); NaN and "" for a
+    row the table marks not scored."""
+    mask = table.scored_mask()
+    x = encode(table)[torch.from_numpy(mask)]
+    r = np.full(len(table), np.nan)
+    if len(x):
+        with torch.inference_mode():
+            risk = torch.cat([model.predict_proba(x[i:i + SCORE_BATCH]) for i in range(0, len(x), SCORE_BATCH)])
+        r[mask] = risk.double().numpy()
     thr = float(model.decision_threshold)
     neg, pos = spec.labels
-    labels = tuple(pos if v >= thr else neg for v in r)
+    labels = tuple("" if np.isnan(v) else pos if v >= thr else neg for v in r)
     return RiskTable(table.ids, r, labels, thr, spec.positive_label)
 
 
 def write_back(table: RecordTable, scores: RiskTable) -> pd.DataFrame:
-    """The uploaded rows as they came, with ``risk`` (rounded to 4 places) and ``label`` appended."""
+    """The uploaded rows as they came, with ``risk`` (rounded to 4 places; blank for a row not scored),
+    ``label`` and ``warnings`` (that row's data changes, ``DataChange.text()`` joined by "; ") appended."""
     out = table.source.copy()
-    for col in ("risk", "label"):
+    for col in ("risk", "label", "warnings"):
         if col in out.columns:
             out = out.rename(columns={col: f"{col}_input"})
     out["risk"] = np.round(scores.risk, 4)
     out["label"] = list(scores.labels)
+    out["warnings"] = row_warnings(table)
     return out
+
+
+def row_warnings(table: RecordTable) -> list[str]:
+    """Each row's data changes as one line of text ("" when none)."""
+    per_row = rows_with_changes(table.changes)
+    return ["; ".join(c.text() for c in per_row.get(i + 1, ())) for i in range(len(table))]
+
+
+def quality_flags(table: RecordTable) -> list[str]:
+    """A short flag per row for the results table: "⚠ 2 values set aside (glucose, alb)", "not scored: ...", or ""."""
+    per_row = rows_with_changes(table.changes)
+    out = []
+    for i in range(len(table)):
+        changes = per_row.get(i + 1, [])
+        why = [c.reason for c in changes if c.action == NOT_SCORED]
+        cells = [c.field for c in changes if c.action != NOT_SCORED]
+        if why:
+            out.append("⛔ not scored: " + "; ".join(why))
+        elif cells:
+            out.append(f"⚠ {len(cells)} value{'s' if len(cells) != 1 else ''} set aside ({', '.join(cells)})")
+        else:
+            out.append("")
+    return out
+
+
+def require_scored(table: RecordTable, row: int) -> None:
+    """Raise ``InputError`` unless record ``row`` (0-based) exists and was scored."""
+    if not 0 <= row < len(table):
+        raise InputError(f"Row {row + 1} does not exist; the table has {len(table)} records.")
+    why = table.not_scored_reason(row)
+    if why:
+        raise InputError(f"Row {row + 1} was not scored ({why}), so it has no risk to explain or report.")
 
 
 def reference_record(model: nn.Module) -> torch.Tensor:
@@ -100,8 +147,7 @@ def explain_record(model: nn.Module, spec: ModelSpec, table: RecordTable, row: i
     Runs on this thread's private copy of the model (Captum hooks never touch the shared one);
     ``copy_model=False`` runs on ``model`` itself, for callers that hold a private copy already.
     """
-    if not 0 <= row < len(table):
-        raise InputError(f"Row {row + 1} does not exist; the table has {len(table)} records.")
+    require_scored(table, row)
     fn, _ = explainer_for(method, spec.modality)
     m = thread_copy(model) if copy_model else model
     x = encode_records(table.frame.iloc[[row]])
@@ -128,15 +174,18 @@ def global_importance(model: nn.Module, spec: ModelSpec, table: RecordTable, max
                       n_steps: int = 32, seed: int = 0, progress: ProgressFn | None = None,
                       memory_mb: float | None = None) -> pd.DataFrame:
     """Batch view: mean |attribution| and mean signed attribution per feature over up to ``max_records``
-    records (a seeded sample above that), with Integrated Gradients on the feature tokens (one batched
+    scored records (a seeded sample above that), with Integrated Gradients on the feature tokens (one batched
     call; Shapley sampling for hundreds of records would take minutes on a CPU).
     """
     from captum.attr import LayerIntegratedGradients
 
     from medai_core.explain.tabular import _Risk
 
-    n = len(table)
-    idx = np.arange(n) if n <= max_records else np.sort(np.random.default_rng(seed).choice(n, max_records, replace=False))
+    scored = np.flatnonzero(table.scored_mask())  # rows not scored have no risk to explain
+    n = len(scored)
+    if n == 0:
+        raise InputError("No record was scored, so there is nothing to attribute.")
+    idx = scored if n <= max_records else np.sort(np.random.default_rng(seed).choice(scored, max_records, replace=False))
     m = thread_copy(model)
     x = encode_records(table.frame.iloc[idx])
     ref = reference_record(m).expand_as(x)
@@ -155,7 +204,7 @@ def global_importance(model: nn.Module, spec: ModelSpec, table: RecordTable, max
     frame = pd.DataFrame({
         "feature": [f.name for f in SCHEMA], "label": [f.label for f in SCHEMA],
         "mean_abs": np.abs(a).mean(0), "mean_signed": a.mean(0),
-        "missing_share": table.frame.isna().mean().reindex([f.name for f in SCHEMA]).to_numpy(),
+        "missing_share": table.frame.iloc[scored].isna().mean().reindex([f.name for f in SCHEMA]).to_numpy(),
     })
     frame.attrs["n_records"] = int(len(idx))
     return frame.sort_values("mean_abs", ascending=False, ignore_index=True)

@@ -29,13 +29,16 @@ def record_report(table: RecordTable, row: int, spec: ModelSpec, scores: RiskTab
         attention: ``records.attention`` for ``row`` (layers, heads, features), or None.
         sanity: the sanity check's results, if run.
         top: features shown in the attribution chart.
-    """
-    from medai_core.errors import InputError
-    from medai_core.io.records import EXCLUDED, FEATURES, FIELDS, ID_COLUMN, SCHEMA
-    from medai_core.workspaces.records.pipeline import attribution_frame
 
-    if not 0 <= row < len(table):
-        raise InputError(f"Row {row + 1} does not exist; the table has {len(table)} records.")
+    The report's ``data_changes`` are that record's values set to missing before scoring.
+
+    Raises:
+        InputError: ``row`` is not in the table or was not scored.
+    """
+    from medai_core.io.records import EXCLUDED, FEATURES, FIELDS, ID_COLUMN, SCHEMA
+    from medai_core.workspaces.records.pipeline import attribution_frame, require_scored
+
+    require_scored(table, row)  # a row without a risk has no case to report
     risk, label, thr = float(scores.risk[row]), scores.labels[row], float(scores.threshold)
     risk_of = spec.extra.get("risk_of", spec.positive_label)
     neg, pos = spec.labels
@@ -85,7 +88,8 @@ def record_report(table: RecordTable, row: int, spec: ModelSpec, scores: RiskTab
         prediction=f"{label}: risk of {risk_of} {risk:.0%} (calibrated; '{pos}' from {thr:.0%})",
         probabilities={neg: 1 - risk, pos: risk}, explanation_reading=reading,
         sanity=dict(sanity) if sanity is not None else None, figures=tuple(figs), tables=tuple(tables),
-        notes=tuple(table.notices), identifiers=ids or None, **explanation_fields(exp, "tabular", spec.labels))
+        notes=tuple(table.notices), identifiers=ids or None, data_changes=table.row_changes(row),
+        **explanation_fields(exp, "tabular", spec.labels))
 
 
 def _value_text(f: Any, value: object) -> str:
