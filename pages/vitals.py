@@ -25,14 +25,16 @@ with st.expander("Accepted formats"):
     st.markdown(
         "- **Long**: columns `time,parameter,value` (a PhysioNet 2012 `.txt` stay is accepted as is).\n"
         "- **Wide**: first column `timestamp`, then one column per signal.\n"
+        "- **PhysioNet 2019** `.psv` records as they are (by `ICULOS` hour; `SepsisLabel` is never an input).\n"
         "- Times as elapsed `HH:MM`, minutes, or dates. Signals: "
         + ", ".join(f"`{s.name}` ({s.label}{', ' + s.unit if s.unit else ''}; also " + ", ".join(f"`{x}`" for x in s.sources[1:]) + ")"
                     if len(s.sources) > 1 else f"`{s.name}` ({s.label}{', ' + s.unit if s.unit else ''})" for s in signals)
         + f". Values are averaged per {sspec.step_minutes}-minute step; the model reads the last "
-        f"{spec.extra['history']} steps and needs at least {sspec.min_history_steps} with a value.")
+        f"{spec.extra['history']} steps and needs at least {sspec.min_history_steps} with a value. Impossible "
+        "readings (outside a signal's plausible range, e.g. a heart rate of 0) are set aside and listed.")
 try:
     if source == "Upload a CSV":
-        up = st.file_uploader("Series CSV or PhysioNet .txt", type=["csv", "txt"], key=K_UPLOAD)
+        up = st.file_uploader("Series CSV, PhysioNet .txt or .psv", type=["csv", "txt", "psv"], key=K_UPLOAD)
         if up is None:
             st.info("Upload a series, or pick a synthetic demo case. Files stay in memory and are never saved.")
             st.stop()
@@ -50,6 +52,7 @@ except W.SeriesError as err:
 except MedAIError as err:
     ui.show_error(err)
     st.stop()
+ui.changes_panel(series.changes, key="vitals.quality", what="reading")
 for notice in series.notices:
     st.info(notice, icon=":material/info:")
 

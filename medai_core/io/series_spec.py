@@ -13,7 +13,8 @@ class Signal:
         name: canonical name (CSV column / parameter).
         label, unit: for display.
         sources: parameter names accepted, in priority order (first available per step wins).
-        plausible: values outside are dropped (artefacts) in training data and rejected in uploads.
+        plausible: values outside are artefacts: dropped, in training data and uploads alike
+            (``medai_core.io.vitals.drop_artefacts``; an upload lists each as a ``DataChange``).
         normal: reference range shaded on charts.
         alarm: (low, high) clinical thresholds for forecast warnings (None = no warning).
     """

@@ -80,15 +80,18 @@ register_model("notes_tfm", NOTES_SPEC)(_lazy("notes_tfm", "build_notes_tfm"))
 # ---------------------------------------------------------------- vital-sign forecasters
 QUANTILES = (0.1, 0.5, 0.9)
 
+# sources: PhysioNet 2012 parameters, then PhysioNet 2019 columns of the same quantity and unit (SBP, DBP,
+# Resp; HR, MAP, Temp in degrees C, SaO2 and FiO2 as a fraction share their 2012 names). 2019's O2Sat is pulse
+# oximetry (SpO2), not arterial SaO2, so it is not read.
 ICU_SIGNALS = (
     Signal("HR", "Heart rate", "/min", ("HR",), (1, 300), (60, 100), (40, 130)),
     Signal("MAP", "Mean arterial pressure", "mmHg", ("MAP", "NIMAP"), (1, 300), (70, 105), (65, None)),
-    Signal("SysABP", "Systolic pressure", "mmHg", ("SysABP", "NISysABP"), (1, 300), (90, 140), (90, 180)),
-    Signal("RespRate", "Respiratory rate", "/min", ("RespRate",), (1, 80), (12, 20), (8, 30)),
+    Signal("SysABP", "Systolic pressure", "mmHg", ("SysABP", "NISysABP", "SBP"), (1, 300), (90, 140), (90, 180)),
+    Signal("RespRate", "Respiratory rate", "/min", ("RespRate", "Resp"), (1, 80), (12, 20), (8, 30)),
     Signal("Temp", "Temperature", "°C", ("Temp",), (25, 45), (36.1, 37.8), (35.0, 38.5)),
     Signal("SaO2", "Arterial O2 saturation", "%", ("SaO2",), (20, 100), (94, 100), None),
     Signal("GCS", "Glasgow coma scale", "", ("GCS",), (3, 15), (15, 15), None),
-    Signal("DiasABP", "Diastolic pressure", "mmHg", ("DiasABP", "NIDiasABP"), (1, 250), (60, 90), None),
+    Signal("DiasABP", "Diastolic pressure", "mmHg", ("DiasABP", "NIDiasABP", "DBP"), (1, 250), (60, 90), None),
     Signal("FiO2", "Inspired O2 fraction", "", ("FiO2",), (0.21, 1.0), None, None),
     Signal("MechVent", "Mechanical ventilation", "", ("MechVent",), (0, 1), None, None),
 )

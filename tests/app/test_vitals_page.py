@@ -66,3 +66,25 @@ def test_sanity_check_of_the_forecast_map():
     assert not at.exception
     assert any(v in " ".join(boxes) for v in ("passes", "weak", "fails"))
     assert "vitals.sanity.maps" in {c.key for c in at.get("plotly_chart")}
+
+
+def test_upload_with_an_artefact_lists_it_and_still_forecasts():
+    at = _vitals()
+    df = synthetic_icu_case("stable").astype(object)
+    df.loc[df.index[df["parameter"] == "HR"][10], "value"] = "0"  # a heart rate of 0: an artefact, set aside
+    at.file_uploader(key="vitals.upload").upload("stay.csv", df.to_csv(index=False).encode(), "text/csv")
+    at.run()
+    assert not at.exception and not at.error
+    panel = [e for e in at.expander if e.label.startswith("What we changed in your data")]
+    assert [e.label for e in panel] == ["What we changed in your data: 1 reading set aside"]
+    assert any("HR: 1 value dropped (outside the plausible range 1-300 /min)" in m.value for m in panel[0].markdown)
+    assert "vitals.chart" in {c.key for c in at.get("plotly_chart")}  # the forecast goes on
+
+
+def test_clean_upload_says_nothing_was_changed():
+    at = _vitals()
+    at.file_uploader(key="vitals.upload").upload("stay.csv", synthetic_icu_case("stable").to_csv(index=False).encode(),
+                                                 "text/csv")
+    at.run()
+    assert not at.exception
+    assert any(e.label == "What we changed in your data: nothing" for e in at.expander)

@@ -59,9 +59,9 @@ def byte_mutation(draw, seeds: list[bytes]) -> bytes:
 
 
 @st.composite
-def csv_mutation(draw, seeds: list[bytes]) -> bytes:
+def csv_mutation(draw, seeds: list[bytes], sep: str = ",", nasty: list[str] = NASTY_CELLS) -> bytes:
     text = draw(st.sampled_from(seeds)).decode()
-    lines = [line.split(",") for line in text.splitlines()]
+    lines = [line.split(sep) for line in text.splitlines()]
     for _ in range(draw(st.integers(1, 5))):
         op = draw(st.sampled_from(["cell", "cell", "cell", "drop_line", "dup_line", "swap_lines", "drop_col",
                                    "header", "extra_col", "bytes"]))
@@ -70,7 +70,7 @@ def csv_mutation(draw, seeds: list[bytes]) -> bytes:
         i = draw(st.integers(0, len(lines) - 1))
         j = draw(st.integers(0, max(len(lines[i]) - 1, 0)))
         if op == "cell" and lines[i]:
-            lines[i][j] = draw(st.sampled_from(NASTY_CELLS) | st.text(max_size=12))
+            lines[i][j] = draw(st.sampled_from(nasty) | st.text(max_size=12))
         elif op == "drop_line":
             del lines[i]
         elif op == "dup_line":
@@ -85,8 +85,8 @@ def csv_mutation(draw, seeds: list[bytes]) -> bytes:
         elif op == "header" and lines[0]:
             lines[0][min(j, len(lines[0]) - 1)] = draw(st.sampled_from(["", "time", "id", "TEXT", "HR", "x", "Unnamed: 0"]))
         elif op == "extra_col":
-            lines[i].append(draw(st.sampled_from(NASTY_CELLS)))
-    out = "\n".join(",".join(line) for line in lines).encode("utf-8", "surrogatepass")
+            lines[i].append(draw(st.sampled_from(nasty)))
+    out = "\n".join(sep.join(line) for line in lines).encode("utf-8", "surrogatepass")
     if draw(st.booleans()) and out:
         out = draw(byte_mutation([out]))
     return out
@@ -186,7 +186,9 @@ def test_fuzz_records_csv(data, support):
     def run(b: bytes) -> None:
         table = load_records(b)
         risk = score(support[1], support[0], table).risk
-        assert np.isfinite(risk).all() and ((risk >= 0) & (risk <= 1)).all()
+        scored = table.scored_mask()  # issue 13: a row marked not scored (a DataChange) has no risk
+        assert np.isfinite(risk[scored]).all() and ((risk[scored] >= 0) & (risk[scored] <= 1)).all()
+        assert np.isnan(risk[~scored]).all()
 
     _only_input_errors(run, data)
 
@@ -247,6 +249,41 @@ def test_fuzz_vital_series(data, name, forecasters):
 
     def run(b: bytes) -> None:
         series = load_series(b, spec.extra["series"])
+        q = forecast(model, spec, series).quantiles
+        assert np.isfinite(q).all()
+
+    _only_input_errors(run, data)
+
+
+def _psv_seed(hours: int, seed: int) -> bytes:
+    """A PhysioNet 2019 record (41 pipe-separated columns, one row per ICU hour) with a heart rate of 0."""
+    from medai_core.io.vitals import PHYSIONET_2019_COLUMNS
+
+    rng = np.random.default_rng(seed)
+    rows = ["|".join(PHYSIONET_2019_COLUMNS)]
+    for h in range(1, hours + 1):
+        row = dict.fromkeys(PHYSIONET_2019_COLUMNS, "NaN")
+        row.update({"HR": "0" if h == 3 else f"{85 + rng.normal(0, 3):.1f}", "MAP": f"{80 + rng.normal(0, 3):.1f}",
+                    "SBP": f"{120 + rng.normal(0, 5):.0f}", "Temp": f"{37 + rng.normal(0, .3):.2f}", "Resp": "18",
+                    "Age": "66", "Gender": "1", "Unit1": "1", "Unit2": "0", "HospAdmTime": "-3.5", "ICULOS": str(h),
+                    "SepsisLabel": "0"})
+        rows.append("|".join(row[c] for c in PHYSIONET_2019_COLUMNS))
+    return ("\n".join(rows) + "\n").encode()
+
+
+_PSV_SEEDS = [_psv_seed(10, 0), _psv_seed(30, 1)]
+
+
+@given(data=csv_mutation(_PSV_SEEDS, sep="|", nasty=[*NASTY_CELLS, "|", "ICULOS", "SepsisLabel"]) | byte_mutation(_PSV_SEEDS))
+def test_fuzz_physionet_2019_psv(data, forecasters):
+    from medai_core.io.vitals import load_series
+    from medai_core.workspaces.vitals.pipeline import forecast
+
+    spec, model = forecasters["icu_gru"]
+
+    def run(b: bytes) -> None:
+        series = load_series(b, spec.extra["series"])
+        assert all(c.field in series.signals and c.action for c in series.changes)
         q = forecast(model, spec, series).quantiles
         assert np.isfinite(q).all()
 

@@ -164,3 +164,16 @@ def test_every_series_explainer(icu, method):
     assert exp.attributions.shape == (24, len(ICU_SERIES.signals)) and np.isfinite(exp.attributions).all()
     if method == "integrated_gradients":
         assert exp.diagnostics["relative_delta"] < 0.02
+
+
+def test_series_report_lists_the_readings_set_aside():
+    from medai_core.models import get_spec, load_model
+    from medai_core.workspaces.vitals import series_report
+
+    spec = get_spec("icu_gru")
+    df = synthetic_icu_case("stable").astype(object)
+    df.loc[df.index[df["parameter"] == "Temp"][2], "value"] = "-17.8"
+    series = load_series(df.to_csv(index=False).encode(), spec.extra["series"])
+    assert [(c.field, c.value) for c in series.changes] == [("Temp", "-17.8")]
+    rep = series_report(series, spec, V.forecast(load_model("icu_gru"), spec, series))
+    assert rep.data_changes == series.changes

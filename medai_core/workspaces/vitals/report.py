@@ -76,4 +76,5 @@ def series_report(series: VitalSeries, spec: ModelSpec, fc: Forecast, exp: Expla
         workspace="Vital signs", model=spec.name, model_summary=model_summary(spec), intended_use=INTENDED_USE,
         created=report_time(created), software=software_versions(), input_summary=summary, prediction=head,
         explanation_reading=reading, sanity=dict(sanity) if sanity is not None else None, figures=tuple(figs),
-        tables=tables, notes=tuple(warn) + tuple(series.notices), identifiers=ids, **explanation)
+        tables=tables, notes=tuple(warn) + tuple(series.notices), identifiers=ids, data_changes=series.changes,
+        **explanation)
