@@ -133,8 +133,15 @@ def _records_predict(args: argparse.Namespace) -> int:
     table = load_records(data)
     for notice in table.notices:
         print(f"note: {notice}", file=sys.stderr)
-    out = write_back(table, score(load_model(args.model), spec, table))
+    scores = score(load_model(args.model), spec, table)
+    out = write_back(table, scores)
     out.to_csv(sys.stdout, index=False, lineterminator="\n")
+    from medai_core.io.changes import summarise
+
+    # one line on stderr (stdout stays the CSV); each row's own changes are in its `warnings` column
+    what = "; ".join(summarise(table.changes)) or "no value changed"
+    print(f"changes: scored {int(scores.scored.sum()):,} of {len(table):,} rows; {what}"
+          f"{' (see the warnings column)' if table.changes else ''}", file=sys.stderr)
     return 0
 
 
@@ -159,7 +166,7 @@ def _records_train(args: argparse.Namespace) -> int:
 def _notes_predict(args: argparse.Namespace) -> int:
     from medai_core.errors import MedAIError
     from medai_core.models import get_spec, load_model
-    from medai_core.workspaces.notes import classify, load_notes, load_vocab
+    from medai_core.workspaces.notes import SkippedNote, classify, load_notes, load_vocab
 
     spec = get_spec(args.model)
     if spec.modality != "text":
@@ -175,7 +182,11 @@ def _notes_predict(args: argparse.Namespace) -> int:
             failed += 1
             print(json.dumps({"file": str(path), "error": str(exc)}), flush=True)
             continue
-        for note in notes:
+        for note in notes.in_file_order():  # a CSV row set aside gets its error line where it stands
+            if isinstance(note, SkippedNote):
+                failed += 1
+                print(json.dumps({note.key: note.ref, "error": note.message()}), flush=True)
+                continue
             try:
                 line = classify(model, spec, vocab, note.text).to_json(note.key, note.ref, args.model)
             except MedAIError as exc:
@@ -197,6 +208,9 @@ def _notes_train(args: argparse.Namespace) -> int:
 
 
 def _vitals_forecast(args: argparse.Namespace) -> int:
+    """One JSON line per series: ``{"file", "model", "forecast", "notices", "changes"}`` (``notices``: the
+    series' notices and each ``DataChange.text()``; ``changes``: each ``DataChange.to_json()``), or
+    ``{"file", "error"}`` for a series that cannot be used (the run goes on; exit status 1)."""
     from medai_core.errors import MedAIError
     from medai_core.models import get_spec, load_model
     from medai_core.workspaces.vitals import forecast, load_series
@@ -212,7 +226,9 @@ def _vitals_forecast(args: argparse.Namespace) -> int:
                 raise MedAIError("No such file.")
             series = load_series(path, spec.extra["series"], path.name)
             fc = forecast(model, spec, series, args.horizon)
-            line = {"file": str(path), "model": args.model, "forecast": fc.to_json(series.origin)}
+            line = {"file": str(path), "model": args.model, "forecast": fc.to_json(series.origin),
+                    "notices": [*series.notices, *(c.text() for c in series.changes)],
+                    "changes": [c.to_json() for c in series.changes]}
         except MedAIError as exc:
             failed += 1
             line = {"file": str(path), "error": str(exc)}

@@ -40,6 +40,8 @@ st.markdown(
     "- **How sure?** The model's reliability diagram on its held-out split with this case on it, and an adjustable "
     "operating threshold with sensitivity, specificity, PPV and NPV on that split.\n"
     "- **How fast?** Every result shows its latency; long attributions show an estimate, progress and Cancel.\n"
+    "- **What we changed in your data.** One bad cell, reading or row never refuses a file: it is set aside, "
+    "listed with its row, time and value, and the rest is scored; the case report lists the same changes.\n"
     "- **Take it away.** A case report (PDF, or ZIP with every figure as PNG and the CSVs) without patient "
     "identifiers unless you include them, attention and attribution CSVs, and a de-identified DICOM "
     "(DICOM PS3.15 basic profile).")

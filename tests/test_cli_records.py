@@ -27,7 +27,7 @@ def test_records_predict_writes_rows_back_with_risk_and_label(tmp_path: Path):
     res = _run("records", "predict", str(path))
     assert res.returncode == 0, res.stderr
     out = pd.read_csv(io.StringIO(res.stdout), dtype=str, keep_default_na=False)
-    assert list(out.columns) == [*df.columns, "risk", "label"]
+    assert list(out.columns) == [*df.columns, "risk", "label", "warnings"]  # issue 13: warnings is the new last column
     assert out["id"].tolist() == df["id"].tolist() and (out["note"] == "kept as is").all()
     risk = out["risk"].astype(float)
     assert ((risk > 0) & (risk < 1)).all() and set(out["label"]) <= {"low risk", "high risk"}
@@ -49,6 +49,51 @@ def test_records_schema_errors_go_to_stderr_nonzero(tmp_path: Path, mutate, matc
     mutate(synthetic_records(3)).to_csv(path, index=False)
     res = _run("records", "predict", str(path))
     assert res.returncode != 0 and res.stdout == "" and match in res.stderr and "Traceback" not in res.stderr
+
+
+def test_records_predict_adds_a_warnings_column_last(tmp_path: Path):
+    df = synthetic_records(4, seed=3).astype(object)
+    df.loc[1, "alb"] = "29"
+    df.loc[3, "sex"] = "unknown"
+    path = tmp_path / "batch.csv"
+    df.to_csv(path, index=False)
+    res = _run("records", "predict", str(path))
+    assert res.returncode == 0, res.stderr
+    out = pd.read_csv(io.StringIO(res.stdout), dtype=str, keep_default_na=False)
+    assert list(out.columns) == [*df.columns, "risk", "label", "warnings"]
+    assert out["warnings"].tolist() == [
+        "", "row 2, alb = 29: set to missing (outside the plausible range 0.3-10 g/dL)", "",
+        "row 4, sex = unknown: set to missing (not one of: female, male)"]
+    summary = [line for line in res.stderr.splitlines() if line.startswith("changes:")]
+    assert summary == [("changes: scored 4 of 4 rows; alb: 1 value set to missing (outside the plausible range 0.3-10 "
+                        "g/dL); sex: 1 value set to missing (not one of: female, male) (see the warnings column)")]
+
+
+def test_records_predict_scores_every_row_despite_a_glucose_of_zero(tmp_path: Path):
+    df = synthetic_records(21, seed=8).astype(object)
+    df.loc[6, "glucose"] = "0"
+    path = tmp_path / "batch.csv"
+    df.to_csv(path, index=False)
+    res = _run("records", "predict", str(path))
+    assert res.returncode == 0, res.stderr
+    out = pd.read_csv(io.StringIO(res.stdout), dtype=str, keep_default_na=False)
+    risk = out["risk"].astype(float)
+    assert len(out) == 21 and ((risk > 0) & (risk < 1)).all() and (out["label"] != "").all()
+    assert (out["warnings"] != "").tolist() == [i == 6 for i in range(21)]
+    assert "row 7, glucose = 0: set to missing" in out["warnings"].iloc[6]
+    assert "changes: scored 21 of 21 rows; glucose: 1 value set to missing" in res.stderr
+
+
+def test_records_predict_keeps_an_unscored_row_with_empty_risk(tmp_path: Path):
+    df = synthetic_records(3, seed=3).astype(object)
+    df.loc[2, "id"] = ""
+    path = tmp_path / "batch.csv"
+    df.to_csv(path, index=False)
+    res = _run("records", "predict", str(path))
+    assert res.returncode == 0, res.stderr
+    out = pd.read_csv(io.StringIO(res.stdout), dtype=str, keep_default_na=False)
+    assert out["risk"].iloc[2] == "" and out["label"].iloc[2] == "" and "not scored" in out["warnings"].iloc[2]
+    assert (out["risk"].iloc[:2] != "").all() and "scored 2 of 3 rows" in res.stderr
 
 
 def test_records_schema_command():
@@ -97,7 +142,7 @@ def test_vitals_forecast_files_and_physionet_folder(tmp_path: Path):
     ok = [x for x in lines if "error" not in x]
     assert [Path(x["file"]).name for x in ok] == ["a.csv", "132539.txt"]
     for x in ok:
-        assert set(x) == {"file", "model", "forecast"} and x["model"] == "icu_gru"
+        assert set(x) == {"file", "model", "forecast", "notices", "changes"} and x["model"] == "icu_gru"  # issue 13: + notices, changes
         hr = x["forecast"]["HR"]
         assert set(hr) == {"time", "p10", "p50", "p90"} and len(hr["p50"]) == 3
         assert all(a <= b <= c for a, b, c in zip(hr["p10"], hr["p50"], hr["p90"]))
