@@ -411,7 +411,8 @@ def changes_panel(changes: Any, key: str, what: str = "value") -> None:
         header, rows = changes_table(changes)
         import pandas as pd
 
-        st.dataframe(pd.DataFrame(list(rows), columns=list(header)), hide_index=True, width="stretch",
-                     key=f"{key}.changes")
+        frame = pd.DataFrame(list(rows), columns=list(header))
+        frame = frame.loc[:, [c for c in frame.columns if c in ("value", "reason") or frame[c].astype(bool).any()]]
+        st.dataframe(frame, hide_index=True, width="stretch", key=f"{key}.changes")  # no all-empty row/time column
         st.caption("Set-aside values are treated as missing (records) or left out (readings); the rest is scored. "
                    "The case report lists the same changes.")

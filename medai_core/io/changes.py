@@ -63,10 +63,16 @@ def shown_value(value: object) -> str:
 
 def summarise(changes: Sequence[DataChange]) -> list[str]:
     """One line per (field, action, reason), most frequent first: ``glucose: 3 values set to missing
-    (outside the plausible range ...)``."""
+    (outside the plausible range ...)``, ``HR: 2 readings dropped (...)``, ``1 row not scored: ...``."""
     counts = Counter((c.field, c.action, c.reason) for c in changes)
-    return [f"{f}: {n} value{'s' if n != 1 else ''} {a} ({r})" if a != NOT_SCORED else f"{n} row{'s' if n != 1 else ''} {a}: {r}"
-            for (f, a, r), n in counts.most_common()]
+    out = []
+    for (f, a, r), n in counts.most_common():
+        if a == NOT_SCORED:
+            out.append(f"{n} row{'s' if n != 1 else ''} {a}: {r}")
+        else:
+            noun = "reading" if a == DROPPED else "value"  # series readings are dropped, table cells set to missing
+            out.append(f"{f}: {n} {noun}{'s' if n != 1 else ''} {a} ({r})")
+    return out
 
 
 def rows_with_changes(changes: Iterable[DataChange]) -> dict[int, list[DataChange]]:

@@ -77,7 +77,7 @@ def test_upload_with_an_artefact_lists_it_and_still_forecasts():
     assert not at.exception and not at.error
     panel = [e for e in at.expander if e.label.startswith("What we changed in your data")]
     assert [e.label for e in panel] == ["What we changed in your data: 1 reading set aside"]
-    assert any("HR: 1 value dropped (outside the plausible range 1-300 /min)" in m.value for m in panel[0].markdown)
+    assert any("HR: 1 reading dropped (outside the plausible range 1-300 /min)" in m.value for m in panel[0].markdown)
     assert "vitals.chart" in {c.key for c in at.get("plotly_chart")}  # the forecast goes on
 
 

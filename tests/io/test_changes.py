@@ -36,6 +36,7 @@ def test_summary_counts_per_field_and_reason_most_frequent_first():
     lines = summarise(more)
     assert lines[0] == "glucose: 2 values set to missing (outside the plausible range 20-1,200 mg/dL)"
     assert "1 row not scored: the note is empty" in lines
+    assert "HR: 1 reading dropped (outside the plausible range 20-300 /min)" in lines
     assert rows_with_changes(more) == {3: [GLUCOSE], 9: [more[1]], 5: [more[3]]}
     header, rows = changes_table(more)
     assert header == ("row", "field", "time", "value", "action", "reason") and rows[2][:3] == ("", "HR", "03:15")
