@@ -17,7 +17,7 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "TrustReport": "checks", "run_checks": "checks", "split_progress": "checks",
+    "TrustReport": "checks", "split_progress": "checks",
     "FaithfulnessCurves": "faithfulness", "faithfulness_curves": "faithfulness", "faithfulness_verdict": "faithfulness",
     "RANDOMISATION_FAIL": "randomisation", "RANDOMISATION_PASS": "randomisation", "CascadeResult": "randomisation",
     "cascading_randomisation": "randomisation", "layer_groups": "randomisation",

@@ -1,9 +1,10 @@
-"""Both checks of the map on screen, in one call: the sanity check (cascading randomisation) and the
-faithfulness curves, with one progress bar. Each workspace's ``trust.py`` supplies the two runs."""
+"""Both checks of the map on screen: the sanity check (cascading randomisation) and the faithfulness
+curves as one ``TrustReport``, sharing one progress bar (``split_progress``). Each workspace's ``trust.py``
+runs the two on its pipeline."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from medai_core.explain.base import ProgressFn
 from medai_core.trust.faithfulness import FaithfulnessCurves
@@ -43,12 +44,3 @@ def split_progress(progress: ProgressFn | None) -> tuple[ProgressFn | None, Prog
     if progress is None:
         return None, None
     return (lambda p: progress(CASCADE_SHARE * p)), (lambda p: progress(CASCADE_SHARE + (1 - CASCADE_SHARE) * p))
-
-
-def run_checks(method: str, target: str, cascade: Callable[[ProgressFn | None], CascadeResult],
-               curves: Callable[[ProgressFn | None], FaithfulnessCurves],
-               progress: ProgressFn | None = None) -> TrustReport:
-    """``cascade(progress)`` then ``curves(progress)``, sharing one progress bar, as a ``TrustReport``."""
-    p1, p2 = split_progress(progress)
-    c = cascade(p1)
-    return TrustReport(method, target, c, curves(p2))
