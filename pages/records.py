@@ -94,8 +94,9 @@ def structured_tab() -> None:
                        "column says why.", icon=":material/block:")
         st.dataframe(scores.frame().assign(**{"data quality": flags}).style.format({"risk": "{:.1%}"}, na_rep="no risk"),
                      hide_index=True, width="stretch", key="records.table")
-        st.download_button("Download results (CSV)", R.write_back(table, scores).to_csv(index=False),
-                           "medai_records_risk.csv", "text/csv", icon=":material/download:")
+        st.download_button("Download results (CSV)", lambda: R.write_back(table, scores).to_csv(index=False),
+                           "medai_records_risk.csv", "text/csv", on_click="ignore",  # built on click, not every rerun
+                           icon=":material/download:")
     first = int(np.argmax(scores.scored)) if scores.scored.any() else 0  # the first scored patient by default
     row = st.selectbox("Patient to explain", range(len(table)), index=first, key=K_REC_ROW,
                        format_func=lambda i: f"{table.ids[i]} ({scores.risk[i]:.0%}{', ⚠' if flags[i] else ''})"

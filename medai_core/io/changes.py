@@ -61,6 +61,11 @@ def shown_value(value: object) -> str:
     return text if len(text) <= MAX_VALUE_CHARS else text[:MAX_VALUE_CHARS - 1] + "…"
 
 
+def range_text(low: float, high: float, unit: str = "") -> str:
+    """An accepted range as reasons and forms show it: ``5-2,000 mg/dL``, ``3-15``."""
+    return f"{low:,g}-{high:,g} {unit}".rstrip()
+
+
 def summarise(changes: Sequence[DataChange]) -> list[str]:
     """One line per (field, action, reason), most frequent first: ``glucose: 3 values set to missing
     (outside the plausible range ...)``, ``HR: 2 readings dropped (...)``, ``1 row not scored: ...``."""

@@ -8,7 +8,6 @@ and the other rows are returned. Nothing is written anywhere.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +23,10 @@ MAX_FILE_BYTES = 50 * 1024 * 1024
 MAX_NOTES = 10_000
 MAX_GARBLED_SHARE = 0.1  # more control or replacement characters than this: binary data, not a note
 _WORD = re.compile(r"[A-Za-z]")
+# control characters that are not white space (unicodedata category Cc: only U+0000-001F and U+007F-009F), and
+# the replacement character: one regex pass instead of a Python loop over every character (2.4 s for MTSamples)
+_GARBLED = re.compile("[" + "".join(re.escape(chr(c)) for c in (*range(0x20), *range(0x7F, 0xA0))
+                                    if not chr(c).isspace()) + "\ufffd]")
 EMPTY, UNREADABLE, TOO_LONG = "(empty)", "(unreadable)", "(too long)"  # what a set-aside row's value shows
 
 
@@ -110,7 +113,7 @@ def _problem(text: object) -> tuple[str, str] | None:
     if len(text) > MAX_NOTE_CHARS:
         return TOO_LONG, (f"the note is longer than {MAX_NOTE_CHARS:,} characters (about 30,000 words), the limit for "
                           "one note")
-    garbled = sum(1 for ch in text if ch == "\ufffd" or (unicodedata.category(ch) == "Cc" and not ch.isspace()))
+    garbled = len(_GARBLED.findall(text))
     if garbled > MAX_GARBLED_SHARE * len(text):
         return UNREADABLE, "the note contains binary data, not text"
     if not _WORD.search(text):

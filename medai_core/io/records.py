@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from medai_core.errors import EmptyInput, InputError, TooLarge
-from medai_core.io.changes import NOT_SCORED, SET_MISSING, DataChange, shown_value, summarise
+from medai_core.io.changes import NOT_SCORED, SET_MISSING, DataChange, range_text, shown_value, summarise
 from medai_core.io.uploads import read_csv_strings, read_text
 
 MAX_BYTES = 50 * 1024 * 1024
@@ -75,8 +75,7 @@ class Field:
         """``20-1,200 mg/dL``: the plausible range as shown in reasons and on the form."""
         if self.plausible is None:
             return ""
-        lo, hi = self.plausible
-        return f"{lo:,g}-{hi:,g}{' ' + self.unit if self.unit and not self.unit.startswith('(') else ''}"
+        return range_text(*self.plausible, self.unit if not self.unit.startswith("(") else "")
 
     def describe(self, value: object) -> str:
         """``label = value unit`` as shown beside an attribution."""

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from medai_core.errors import EmptyInput, InputError, TooLarge, UnsupportedFormat
-from medai_core.io.changes import DROPPED, DataChange, shown_value
+from medai_core.io.changes import DROPPED, DataChange, range_text, shown_value
 from medai_core.io.series_spec import SeriesSpec, Signal  # noqa: F401  (re-exported; pandas-free for the model catalogue)
 from medai_core.io.uploads import read_csv_strings, read_text
 
@@ -217,8 +217,7 @@ def implausible(signal: Signal, values: np.ndarray | pd.Series) -> np.ndarray:
 
 def plausible_range_text(signal: Signal) -> str:
     """``outside the plausible range 1-300 /min``: the reason given for a dropped reading."""
-    lo, hi = signal.plausible
-    return f"outside the plausible range {lo:,g}-{hi:,g} {signal.unit}".rstrip()
+    return f"outside the plausible range {range_text(*signal.plausible, signal.unit)}"
 
 
 def drop_artefacts(readings: pd.DataFrame, spec: SeriesSpec) -> tuple[pd.DataFrame, tuple[DataChange, ...]]:
@@ -250,8 +249,7 @@ def _artefact_problems(changes: tuple[DataChange, ...], spec: SeriesSpec) -> lis
     for name in dict.fromkeys(c.field for c in changes):
         mine = [c for c in changes if c.field == name]
         s = by_name[name]
-        lo, hi = s.plausible
-        out.append(f"{s.label} ({name}) outside {lo:g}-{hi:g} {s.unit}".rstrip() +
+        out.append(f"{s.label} ({name}) outside {range_text(*s.plausible, s.unit)}" +
                    f": {len(mine)} reading{'s' if len(mine) != 1 else ''} set aside as artefacts "
                    f"(e.g. {mine[0].value} at {mine[0].at}).")
     return out
