@@ -36,8 +36,47 @@ BUSI_SPEC = ModelSpec(
     gradcam_layer="layer4",
     positive_label="malignant",
     description="Breast ultrasound: benign / malignant / normal (BUSI, residual CNN from scratch)",
+    extra={"kind": "breast ultrasound"},
 )
 register_model("busi_cnn", BUSI_SPEC)(_lazy("busi_cnn", "build_busi_cnn"))
+
+# successor: the same task on an ImageNet-pretrained EfficientNet-Lite0, fine-tuned (see effnet.py)
+BUSI_EFFNET_SPEC = ModelSpec(
+    name="busi_effnet",
+    modality="image",
+    labels=BUSI_LABELS,
+    input_size=(224, 224),
+    in_channels=1,
+    weights="busi_effnet.pt",
+    card="busi_effnet.md",
+    card_json="busi_effnet.json",
+    gradcam_layer="head",
+    positive_label="malignant",
+    description="Breast ultrasound: benign / malignant / normal (BUSI, pretrained EfficientNet-Lite0, attention head)",
+    extra={"attention": True, "kind": "breast ultrasound",
+           "routing": {"modalities": ("US",), "body_parts": ("BREAST",)}},
+)
+register_model("busi_effnet", BUSI_EFFNET_SPEC)(_lazy("effnet", "build_busi_effnet"))
+
+
+# ---------------------------------------------------------------- paediatric chest X-rays (Kermany et al. 2018)
+CXR_LABELS = ("normal", "bacterial", "viral")
+CXR_SPEC = ModelSpec(
+    name="cxr_pneumonia",
+    modality="image",
+    labels=CXR_LABELS,
+    input_size=(224, 224),
+    in_channels=1,
+    weights="cxr_pneumonia.pt",
+    card="cxr_pneumonia.md",
+    card_json="cxr_pneumonia.json",
+    gradcam_layer="head",
+    positive_label="pneumonia",
+    description="Paediatric chest X-ray: normal / bacterial / viral pneumonia (pretrained EfficientNet-Lite0, attention head)",
+    extra={"attention": True, "kind": "chest X-ray", "positive_group": ("bacterial", "viral"),
+           "routing": {"modalities": ("CR", "DX"), "body_parts": ("CHEST",)}},
+)
+register_model("cxr_pneumonia", CXR_SPEC)(_lazy("effnet", "build_cxr_pneumonia"))
 
 
 # ---------------------------------------------------------------- SUPPORT2 records

@@ -109,6 +109,10 @@ def card_headline(name: str) -> list[tuple[str, str]]:
     card = read_card(name)
     t = card["test"]
     modality = get_spec(name).modality
+    if modality == "image" and "positive_auroc" in t:  # the pretrained models: 3-class and positive-vs-rest
+        pos = get_spec(name).positive_label
+        return [("3-class accuracy", f"{t['accuracy']:.1%}"), (f"{pos.capitalize()} AUROC", f"{t['positive_auroc']:.3f}"),
+                (f"{pos.capitalize()} accuracy", f"{t['positive_accuracy']:.1%}"), ("Test images", str(t["n"]))]
     if modality == "image":
         return [("Test accuracy", f"{t['accuracy']:.1%}"), ("Malignant AUROC", f"{t['malignant_auroc']:.3f}"),
                 ("ECE after calibration", f"{t['ece_after']:.3f}"), ("Test images", str(t["n"]))]
