@@ -13,10 +13,11 @@ import numpy as np
 import torch
 
 from medai_core.models.busi_cnn import BUSI_SPEC, BusiNet
+from medai_core.models.spec import ModelSpec
 
 
-def ood_reference_report(model: BusiNet) -> dict[str, Any]:
-    """How often the OOD guard flags scans that are not breast ultrasound.
+def ood_reference_report(model: torch.nn.Module, spec: ModelSpec = BUSI_SPEC) -> dict[str, Any]:
+    """How often the OOD guard flags scans that are not breast ultrasound (or not what ``spec`` reads).
 
     Uses every decodable image in pydicom's test files and the pydicom-data package (grouped by
     modality; ultrasound of other organs reported apart) and the photographs matplotlib ships.
@@ -39,7 +40,7 @@ def ood_reference_report(model: BusiNet) -> dict[str, Any]:
             continue
         if min(scan.shape) < 32:
             continue  # tiny synthetic test patterns, not scans
-        x = prepare_input(scan, BUSI_SPEC, 0)
+        x = prepare_input(scan, spec, 0)
         key = tuple(np.round(x.flatten()[::97].numpy() * 255).astype(int).tolist())
         if key in seen:
             continue  # the same picture in another encoding counts once

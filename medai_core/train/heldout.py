@@ -32,60 +32,26 @@ from medai_core.io.series_spec import Signal
 from medai_core.models.spec import assets_dir, get_spec, read_card, sha256_file
 from medai_core.trust.heldout import HELDOUT_SUFFIX
 from medai_core.trust.alarms import LOW, HIGH, alarm_events, alarm_probability, quantile_coverage
+from medai_core.train.heldout_common import TOLERANCE, _base, _check, _r, _same_ids  # noqa: F401 (re-exported)
+from medai_core.train.heldout_image import heldout_effnet
 
-HELDOUT_MODELS = ("busi_cnn", "support_ftt", "notes_tfm", "icu_gru", "cgm_gru")
+HELDOUT_MODELS = ("busi_cnn", "busi_effnet", "cxr_pneumonia", "support_ftt", "notes_tfm", "icu_gru", "cgm_gru")
 DATA_ENV = "MEDAI_DATA_DIR"
 # the layout of ../shared/data (see its README); each training module's --data argument
-DATA_PATHS = {"busi_cnn": "busi", "support_ftt": "support2/support2.csv", "notes_tfm": "mtsamples/mtsamples.csv.gz",
+DATA_PATHS = {"busi_cnn": "busi", "busi_effnet": "busi", "cxr_pneumonia": "cxr_pneumonia", "support_ftt": "support2/support2.csv", "notes_tfm": "mtsamples/mtsamples.csv.gz",
               "icu_gru": "physionet2012/set-a", "cgm_gru": "cgm_hall/example_data_hall.csv"}
-TOLERANCE = 0.0015  # "to 3 decimals"
 ALARM_THRESHOLD = 0.1  # score >= 0.1 <=> the 80% interval reaches the limit: the vitals page's warning
 CGM_ALARM_STRIDE = 12  # every 12th test window (about one per hour: horizons barely overlap)
 CGM_EXTRA_ALARMS = (("Glucose", "high", 180.0, "top of the spec's normal range 70-180 mg/dL (time above range)"),)
 MIN_CALIBRATION_EVENTS = 5
 SECTION = "## Reliability on the held-out split"
-TOP_LABEL = "top label correct"  # the "positive class" of a multi-class model's confidence view
+from medai_core.trust.heldout import TOP_LABEL  # noqa: E402  (the confidence view of a multi-class model)
 
 
 def default_data_dir() -> Path:
     """``$MEDAI_DATA_DIR`` or ``../shared/data`` beside the repository (as in the data README)."""
     env = os.environ.get(DATA_ENV)
     return Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared" / "data"
-
-
-def _r(x: Any) -> Any:
-    """Round floats (and arrays / nested lists of them) to 4 decimals for a small, stable file."""
-    if isinstance(x, np.ndarray):
-        return _r(x.tolist())
-    if isinstance(x, (list, tuple)):
-        return [_r(v) for v in x]
-    if isinstance(x, dict):
-        return {k: _r(v) for k, v in x.items()}
-    if isinstance(x, (float, np.floating)):
-        v = round(float(x), 4)
-        return 0.0 if v == 0 else v  # no "-0.0"
-    if isinstance(x, (np.integer, np.bool_)):
-        return x.item()
-    return x
-
-
-def _check(name: str, what: str, got: float, card: float, rows: dict[str, Any]) -> None:
-    rows[what] = {"heldout": round(float(got), 4), "card": round(float(card), 4)}
-    if abs(got - card) > TOLERANCE:
-        raise ModelError(f"{name}: {what} on the reproduced test split is {got:.4f}, the card says {card:.4f}.")
-
-
-def _same_ids(name: str, got: list[str], card: list[Any] | None) -> None:
-    if card is not None and [str(c) for c in card] != [str(g) for g in got]:
-        raise ModelError(f"{name}: the reproduced test split differs from the one in the model card.")
-
-
-def _base(name: str, kind: str, n: int, source: str, split_rule: str) -> dict[str, Any]:
-    spec = get_spec(name)
-    return {"model": name, "kind": kind, "split": "test", "n": int(n),
-            "weights_sha256": sha256_file(assets_dir() / spec.weights),
-            "meta": {"data": source, "split_rule": split_rule,
-                     "generated_by": f"python -m medai_core.train.heldout --models {name}", "reproduced": {}}}
 
 
 # ---------------------------------------------------------------- classifiers
@@ -364,7 +330,8 @@ def heldout_cgm(path: Path) -> dict[str, Any]:
 
 
 BUILDERS: dict[str, Callable[[Path], dict[str, Any]]] = {
-    "busi_cnn": heldout_busi, "support_ftt": heldout_support, "notes_tfm": heldout_notes,
+    "busi_cnn": heldout_busi, "busi_effnet": lambda p: heldout_effnet("busi_effnet", p),
+    "cxr_pneumonia": lambda p: heldout_effnet("cxr_pneumonia", p), "support_ftt": heldout_support, "notes_tfm": heldout_notes,
     "icu_gru": heldout_icu, "cgm_gru": heldout_cgm}
 
 

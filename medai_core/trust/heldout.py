@@ -43,6 +43,7 @@ from medai_core.errors import InputError, ModelError
 from medai_core.trust.alarms import Alarm, Coverage
 
 HELDOUT_SUFFIX = ".heldout.json"
+TOP_LABEL = "top label correct"  # the "positive class" of a multi-class model without a threshold (notes)
 
 
 class HeldOutError(ModelError):
@@ -208,7 +209,7 @@ def reliability_view(held: HeldOut, view: str | None = None, new_only: bool = Fa
         probs, outcomes = held.one_vs_rest(view)
         return ReliabilityView(probs, outcomes, 0.5, f"'{view}' vs the other classes",
                                "no shipped threshold for one class against the rest: 0.5")
-    if held.class_probs.size and held.positive_label not in held.labels:  # multi-class: "is the top label right?"
+    if held.class_probs.size and held.positive_label == TOP_LABEL:  # multi-class: "is the top label right?"
         return ReliabilityView(held.probs, held.outcomes, held.threshold, held.positive_label, held.threshold_source,
                                "top-1 confidence", "share correct")
     return ReliabilityView(held.probs, held.outcomes, held.threshold, held.positive_label, held.threshold_source)
