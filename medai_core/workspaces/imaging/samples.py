@@ -1,5 +1,6 @@
-"""Demo scans taken from files that dependencies ship (pydicom's test files and the
-``pydicom-data`` package): real DICOMs, nothing downloaded at run time, no BUSI images."""
+"""Demo scans: three paediatric chest films shipped in ``assets/demo`` (from the chest model's development split,
+credited below; CC BY 4.0), and real DICOMs from files that dependencies ship (pydicom's test files and the
+``pydicom-data`` package). Nothing is downloaded at run time; no BUSI images are shipped."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,8 +20,17 @@ def _pydicom_dirs() -> list[Path]:
     return dirs
 
 
+DEMO_DIR = Path(__file__).resolve().parents[3] / "assets" / "demo"
+CXR_CREDIT = ("Chest X-ray from Kermany, Zhang, Goldbaum et al., \"Labeled Optical Coherence Tomography (OCT) and "
+              "Chest X-Ray Images for Classification\", Mendeley Data (2018), CC BY 4.0; resized to 224 x 224.")
+
 # label -> (file name, what it shows)
 SAMPLES: dict[str, tuple[str, str]] = {
+    "Chest X-ray, normal (child)": ("chest_xray_normal.jpeg", "paediatric chest film, labelled normal. " + CXR_CREDIT),
+    "Chest X-ray, bacterial pneumonia (child)": ("chest_xray_bacterial.jpeg",
+                                                 "paediatric chest film, labelled bacterial pneumonia. " + CXR_CREDIT),
+    "Chest X-ray, viral pneumonia (child)": ("chest_xray_viral.jpeg",
+                                             "paediatric chest film, labelled viral pneumonia. " + CXR_CREDIT),
     "Ultrasound, RGB (US1)": ("US1_UNCR.dcm", "ultrasound, not breast: expect an out-of-distribution warning"),
     "Ultrasound, multi-frame JPEG (YBR)": ("examples_ybr_color.dcm", "30-frame ultrasound cine, JPEG baseline"),
     "Ultrasound, palette colour (OB)": ("OBXXXX1A.dcm", "obstetric ultrasound, PALETTE COLOR"),
@@ -36,7 +46,7 @@ SAMPLES: dict[str, tuple[str, str]] = {
 def sample_path(label: str) -> Path:
     """Path of a bundled demo scan (raises FileNotFoundError if its package is missing)."""
     name = SAMPLES[label][0]
-    for d in _pydicom_dirs():
+    for d in [DEMO_DIR, *_pydicom_dirs()]:
         p = d / name
         if p.exists():
             return p
