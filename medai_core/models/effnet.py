@@ -54,9 +54,10 @@ class AttentionPool(nn.Module):
         s = self.w(torch.tanh(self.v(f)) * torch.sigmoid(self.u(f)))
         return torch.softmax(s.flatten(1), 1)
 
-    def forward(self, f: torch.Tensor) -> torch.Tensor:
+    def forward(self, f: torch.Tensor, return_weights: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         a = self.weights(f)
-        return (f.flatten(2) * a[:, None, :]).sum(-1)
+        pooled = (f.flatten(2) * a[:, None, :]).sum(-1)
+        return (pooled, a) if return_weights else pooled
 
 
 class Stage(nn.Module):
@@ -169,7 +170,8 @@ class EffNetClassifier(nn.Module):
     def attention(self, x: torch.Tensor) -> torch.Tensor:
         """(N, h, w) attention weights over the feature grid (each map sums to 1)."""
         grid = self._grid(x)
-        return self.pool.weights(grid).view(grid.shape[0], *grid.shape[2:])
+        _, a = self.pool(grid, return_weights=True)  # through the module, so hooks (the sanity check's) see it
+        return a.view(grid.shape[0], *grid.shape[2:])
 
     def ood_score(self, feats: torch.Tensor) -> torch.Tensor:
         """Mahalanobis distance of pooled features to the training distribution, (N,)."""

@@ -31,7 +31,8 @@ from PIL import Image
 from medai_core.models.effnet import EffNetClassifier
 from medai_core.models.preprocess import to_model_input
 from medai_core.models.spec import ModelSpec, get_spec
-from medai_core.train.effnet_card import choose_threshold, positive_indices, positive_prob, run_back  # noqa: F401
+from medai_core.train.effnet_card import (choose_threshold, full_pass, positive_indices, positive_prob,  # noqa: F401
+                                          round_weights, run_back)
 from medai_core.train.metrics import fit_temperature, softmax
 
 SEED = 20261123
@@ -282,8 +283,12 @@ def train_effnet(name: str, data_dir: Path, out_dir: Path, epochs: int | None = 
     log(f"linear probe: {probe['test']}")
     history = fine_tune(model, cache, data.y[split["train"]], hv, data.y[split["val"]], recipe, val_score(spec),
                         seed, log)
-    lv, fv = run_back(model, hv, k)
-    _, ftr = run_back(model, cache[0], k)
+    # from here on the model is the one that ships: fp16-rounded weights, run end to end (the cache holds the
+    # front in fp16, which can move a borderline case; the held-out check runs the full network, as the app does)
+    round_weights(model)
+    full = {s: full_pass(model, data.x[split[s]]) for s in ("val", "test")}
+    lv, fv = full["val"]
+    _, ftr = run_back(model, cache[0], k)  # the OOD Gaussian: training images, from the cache (robust to rounding)
     yv = data.y[split["val"]]
     temperature = fit_temperature(lv, yv)
     model.temperature.fill_(temperature)
@@ -294,7 +299,7 @@ def train_effnet(name: str, data_dir: Path, out_dir: Path, epochs: int | None = 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     digest, size = save_weights(model, out_dir / spec.weights)
-    results = evaluate(model, spec, data, split, {"val": hv, "test": ht}, k)
+    results = evaluate(model, spec, data, split, full)
     results.update({
         "model": name, "labels": list(spec.labels), "weights_sha256": digest, "weights_bytes": size,
         "weights_dtype": "float16", "parameters": int(sum(p.numel() for p in model.parameters())),
@@ -353,3 +358,26 @@ def cross_validate(name: str, data_dir: Path, folds: int = 5, seed: int = SEED, 
     sd = {key: float(np.std([r[key] for r in rows], ddof=1)) for key in mean}
     return {"folds": rows, "mean": mean, "sd": sd, "recipe": recipe.__dict__, "images": int(len(dev)),
             "seconds": round(time.time() - t0, 1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m medai_core.train.effnet --model busi_effnet --data ../shared/data/busi [--folds 5] --out FILE``:
+    the recipe's grouped cross-validation over the development images, as JSON (the card quotes it)."""
+    import argparse
+    import json
+
+    ap = argparse.ArgumentParser(prog="python -m medai_core.train.effnet", description=main.__doc__.split("\n")[0])
+    ap.add_argument("--model", required=True, choices=list(RECIPES))
+    ap.add_argument("--data", required=True, type=Path)
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--seed", type=int, default=SEED)
+    args = ap.parse_args(argv)
+    res = cross_validate(args.model, args.data, args.folds, args.seed, log=lambda m: print(m, flush=True))
+    args.out.write_text(json.dumps(res, indent=1))
+    print(json.dumps(res["mean"]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -133,13 +133,30 @@ def classification_metrics(p: np.ndarray, y: np.ndarray, groups: np.ndarray, spe
     return out
 
 
+def round_weights(model: EffNetClassifier) -> None:
+    """Round the floating-point state to fp16 and back, in place: the model becomes the one that ships."""
+    model.load_state_dict({k: v.half().float() if v.is_floating_point() else v for k, v in model.state_dict().items()})
+
+
+@torch.no_grad()
+def full_pass(model: EffNetClassifier, x_u8: torch.Tensor, bs: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Logits and pooled features of the whole network (eval mode) on uint8 images, as the app runs it."""
+    model.eval()
+    lo, fe = [], []
+    for i in range(0, len(x_u8), bs):
+        a, b = model.forward_with_features(x_u8[i : i + bs].float() / 255.0)
+        lo.append(a)
+        fe.append(b)
+    return torch.cat(lo).numpy(), torch.cat(fe).numpy()
+
+
 def evaluate(model: EffNetClassifier, spec: ModelSpec, data: Any, split: dict[str, np.ndarray],
-             cached: dict[str, torch.Tensor], start: int) -> dict[str, Any]:
-    """Validation and test metrics of the finished model, from the cached front outputs."""
+             outputs: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
+    """Validation and test metrics of the finished model from its full-network (logits, features)."""
     out: dict[str, Any] = {}
     for name in ("val", "test"):
         idx = split[name]
-        lg, fe = run_back(model, cached[name], start)
+        lg, fe = outputs[name]
         y = data.y[idx]
         p = softmax(lg, float(model.temperature))
         m = classification_metrics(p, y, data.groups[idx], spec, float(model.decision_threshold))
