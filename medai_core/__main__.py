@@ -8,7 +8,9 @@ appended; schema problems go to stderr, exit status 2. ``notes predict FILE ...`
 
 ``image predict`` prints one JSON object per line per file:
 ``{"file", "model", "label", "probabilities", "ood", "ood_score"}``, or ``{"file", "error"}`` for a
-file that cannot be read (the run goes on; the exit status is 1 if any file failed). With
+file that cannot be read (the run goes on; the exit status is 1 if any file failed). Without ``--model`` the
+model is chosen per scan by content (``workspaces.imaging.routing``): ``model`` names it and an added
+``"route": {"reason", "candidates"}`` says why; ``--model NAME`` forces one (no ``route`` key). With
 ``--explain NAME --out DIR`` it also writes ``DIR/<file stem>.<NAME>.png`` (heatmap over the scan)
 and adds an ``"explanation"`` object to the line. ``--sanity`` (needs ``--explain``; exit status 2
 without it) also checks that heatmap (``medai_core.explain.trust``): cascading model randomisation and
@@ -43,13 +45,20 @@ def _image_predict(args: argparse.Namespace) -> int:
     from medai_core.errors import MedAIError
     from medai_core.models import get_spec, load_model
     from medai_core.workspaces.imaging import (EXPLAINERS, explain, load_scan, normalise_map, overlay, predict,
-                                               prepare_input, render)
+                                               forced, prepare_input, render, route_scan)
 
     if args.sanity and not args.explain:
         print("--sanity checks a heatmap: add --explain NAME --out DIR", file=sys.stderr)
         return 2
-    spec = get_spec(args.model)
-    model = load_model(args.model)
+    models: dict[str, object] = {}
+
+    def model_for(name: str):  # noqa: ANN202 - a torch module, loaded once
+        if name not in models:
+            models[name] = load_model(name)
+        return models[name]
+
+    if args.model:
+        get_spec(args.model)  # an unknown name fails before any work, with a suggestion
     if args.explain:
         EXPLAINERS.entry(args.explain)  # unknown names fail before any work, with a suggestion
         if not args.out:
@@ -64,9 +73,20 @@ def _image_predict(args: argparse.Namespace) -> int:
             if not path.exists():
                 raise MedAIError("No such file.")
             scan = load_scan(path)
-            x = prepare_input(scan, spec, min(args.frame, scan.n_frames - 1))
-            pred = predict(model, spec, x)
+            frame = min(args.frame, scan.n_frames - 1)
+            if args.model:
+                name = args.model
+            else:  # chosen by content: every routed model's OOD guard, DICOM Modality/BodyPartExamined as hints
+                route = route_scan(scan, model_for, frame)
+                name = route.model
+            spec, model = get_spec(name), model_for(name)
+            x = prepare_input(scan, spec, frame)
+            pred = predict(model, spec, x) if args.model else route.prediction
+            if args.model:  # the header rule still flags, e.g., a CT forced through the chest model
+                pred = forced(name, pred, scan).prediction
             line = pred.to_json(str(path))
+            if not args.model:
+                line["route"] = {"reason": route.reason, "candidates": route.to_json()["candidates"]}
             if args.explain:
                 target = args.target or pred.label
                 exp = explain(model, spec, x, args.explain, target)
@@ -116,7 +136,21 @@ def _image_train(args: argparse.Namespace) -> int:
     from medai_core.train.busi_card import finalize_card
 
     _set_threads(args)
-    train_busi(Path(args.data), Path(args.out), epochs=args.epochs, seed=args.seed)
+    if args.model != "busi_cnn":
+        from medai_core.models import get_spec
+        from medai_core.train.effnet import RECIPES, train_effnet
+        from medai_core.train.effnet_card import write_card
+        from medai_core.train.effnet_md import limits_markdown
+
+        if args.model not in RECIPES:
+            print(f"image train knows busi_cnn, {', '.join(RECIPES)}; not {args.model!r}", file=sys.stderr)
+            return 2
+        res = train_effnet(args.model, Path(args.data), Path(args.out), epochs=args.epochs, seed=args.seed)
+        write_card(res, get_spec(args.model), Path(args.out), limits_markdown(args.model))
+        print(json.dumps({"out": args.out, "test": {k: res["test"][k] for k in
+                                                     ("accuracy", "positive_auroc", "positive_accuracy")}}))
+        return 0
+    train_busi(Path(args.data), Path(args.out), epochs=args.epochs or 150, seed=args.seed)
     res = finalize_card(Path(args.out))
     print(json.dumps({"out": args.out, "test": {k: res["test"][k] for k in ("accuracy", "malignant_auroc")}}))
     return 0
@@ -298,7 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
     img = sub.add_parser("image", help="scans: predict, explain, train").add_subparsers(dest="cmd", required=True)
     pr = img.add_parser("predict", help="classify scans (files or folders), one JSON line per file")
     pr.add_argument("paths", nargs="+", metavar="PATH")
-    pr.add_argument("--model", default="busi_cnn")
+    pr.add_argument("--model", default=None,
+                    help="force this image model (default: chosen per scan by content, see `models`)")
     pr.add_argument("--frame", type=int, default=0, help="frame of multi-frame scans (0-based; default 0)")
     pr.add_argument("--explain", metavar="NAME", help="also write heatmaps: gradcam, integrated_gradients, smoothgrad, occlusion")
     pr.add_argument("--target", help="class to explain (default: the predicted label)")
@@ -306,8 +341,10 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--sanity", action="store_true",
                     help="also check each heatmap (model randomisation, deletion/insertion): <stem>.<NAME>.sanity.json/.png")
     pr.set_defaults(func=_image_predict)
-    _add_train(img, "train busi_cnn on the BUSI folders and write weights + model card",
-               "folder with benign/ malignant/ normal/ PNGs", 150, _image_train)
+    itr = _add_train(img, "train an image model (busi_cnn, busi_effnet, cxr_pneumonia) and write weights + model card",
+                     "busi_cnn/busi_effnet: folder with benign/ malignant/ normal/ PNGs; cxr_pneumonia: folder with "
+                     "manifest.csv and the JPEGs", None, _image_train)
+    itr.add_argument("--model", default="busi_cnn", help="which image model to train (default busi_cnn)")
     rec = sub.add_parser("records", help="structured records: predict, schema, train").add_subparsers(dest="cmd", required=True)
     rp = rec.add_parser("predict", help="score a CSV of records; writes the rows back with risk and label on stdout")
     rp.add_argument("file", metavar="FILE.csv", help="records CSV following the schema (- for stdin)")

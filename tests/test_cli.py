@@ -21,7 +21,7 @@ def test_predict_folder_with_good_and_bad_files(tmp_path: Path):
     (tmp_path / "b.dcm").write_bytes(make_dicom(speckle_image(2)))
     (tmp_path / "broken.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00")
     (tmp_path / "notes.txt").write_text("not a scan")
-    res = _run("image", "predict", str(tmp_path), str(tmp_path / "missing.png"))
+    res = _run("image", "predict", str(tmp_path), str(tmp_path / "missing.png"), "--model", "busi_cnn")
     lines = [json.loads(line) for line in res.stdout.splitlines()]
     assert len(lines) == 5
     by = {Path(d["file"]).name: d for d in lines}
@@ -63,7 +63,7 @@ def test_predict_with_sanity_writes_json_and_figure(tmp_path: Path):
     src = tmp_path / "scan.png"
     src.write_bytes(make_png(speckle_image(4)))
     out = tmp_path / "out"
-    res = _run("image", "predict", str(src), "--explain", "gradcam", "--out", str(out), "--sanity")
+    res = _run("image", "predict", str(src), "--explain", "gradcam", "--out", str(out), "--sanity", "--model", "busi_cnn")
     assert res.returncode == 0, res.stderr
     d = json.loads(res.stdout)
     assert set(d) == {"file", "model", "label", "probabilities", "ood", "ood_score", "explanation", "sanity"}

@@ -149,6 +149,26 @@ def occlusion(model: nn.Module, x: torch.Tensor, target: int, *, window: int = 1
                        {"window": window, "stride": stride}, time.perf_counter() - t0)
 
 
+@register_explainer("attention", modalities={"image"}, label="Attention map", signed=False, passes="1 forward pass")
+def attention(model: nn.Module, x: torch.Tensor, target: int, *, progress: ProgressFn | None = None) -> Explanation:
+    """The weights the attention-pooling head gave each cell of its feature grid, upsampled bilinearly.
+
+    The same for every class (it is where the model pooled from, not which way the evidence pushed); models
+    that pool without attention have none."""
+    if not callable(getattr(model, "attention", None)):
+        raise InputError("This model pools its features without attention, so it has no attention map; "
+                         "choose Grad-CAM or another explainer.")
+    t0 = time.perf_counter()
+    fwd = CountingForward(model.attention, 1, progress)
+    with model_lock(model), torch.no_grad():
+        grid = fwd(x)
+        up = F.interpolate(grid[:, None], size=tuple(x.shape[-2:]), mode="bilinear", align_corners=False)
+    g = grid[0]
+    return Explanation("attention", str(target), up[0, 0].numpy(),
+                       {"max_weight": float(g.max()), "uniform_weight": 1.0 / g.numel()},
+                       {"grid": f"{g.shape[0]}x{g.shape[1]}"}, time.perf_counter() - t0)
+
+
 # ---- time estimates (explain.cost): the passes each method makes, with the batches it will use
 @register_plan("image", "gradcam")
 def _plan_gradcam(m: nn.Module, x: torch.Tensor, p: dict[str, Any], memory_mb: float | None) -> Estimate:
@@ -173,3 +193,8 @@ def _plan_occlusion(m: nn.Module, x: torch.Tensor, p: dict[str, Any], memory_mb:
     b = resolve_batch(m, (x,), False, IMAGE_CAP, p.get("batch"), memory_mb)
     n = image_windows(x.shape[-2], x.shape[-1], int(p["window"]), int(p["stride"]))
     return finish(m, (x,), chunks(n, b, False) + [(1, 1, False)], None, b, f"{n} windows in batches of {b}")
+
+
+@register_plan("image", "attention")
+def _plan_attention(m: nn.Module, x: torch.Tensor, p: dict[str, Any], memory_mb: float | None) -> Estimate:
+    return finish(m, (x,), [(1, 1, False)], None, 1, "1 forward pass")

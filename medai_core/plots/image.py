@@ -23,6 +23,8 @@ class ClassProbabilities(Protocol):
     label: str
     positive_label: str | None
     threshold: float
+    positive_group: tuple[str, ...]
+    positive_probability: float
 
 
 def _to_uint8_rgb(img: np.ndarray) -> np.ndarray:
@@ -75,14 +77,19 @@ def probability_figure(pred: ClassProbabilities, muted: bool = False) -> go.Figu
     """Calibrated class probabilities as horizontal bars with the decision threshold."""
     labels = list(pred.labels)
     probs = [pred.probabilities[k] for k in labels]
+    group = tuple(getattr(pred, "positive_group", ()) or ())
     colors = []
     for k in labels:
         if muted:
             colors.append("#b0b0b0")
         elif k == pred.label:
-            colors.append("#c0392b" if k == pred.positive_label else "#2e86c1")
+            colors.append("#c0392b" if k == pred.positive_label or k in group else "#2e86c1")
         else:
             colors.append("#aab7c4")
+    if len(group) > 1:  # the threshold applies to the group's sum: show that sum as its own bar, first
+        labels.insert(0, f"{pred.positive_label} ({' + '.join(group)})")
+        probs.insert(0, float(pred.positive_probability))
+        colors.insert(0, "#b0b0b0" if muted else ("#c0392b" if pred.label in group else "#aab7c4"))
     fig = go.Figure(go.Bar(x=probs, y=labels, orientation="h", marker_color=colors,
                            text=[f"{p:.1%}" for p in probs], textposition="outside",
                            hovertemplate="%{y}: %{x:.1%}<extra></extra>"))
@@ -91,5 +98,5 @@ def probability_figure(pred: ClassProbabilities, muted: bool = False) -> go.Figu
                   annotation_position="top")
     fig.update_xaxes(range=[0, 1.12], tickformat=".0%", title="calibrated probability")
     fig.update_yaxes(autorange="reversed")
-    fig.update_layout(height=230, margin=dict(l=10, r=10, t=40, b=10), showlegend=False)
+    fig.update_layout(height=230 + 30 * (len(labels) - 3), margin=dict(l=10, r=10, t=40, b=10), showlegend=False)
     return fig

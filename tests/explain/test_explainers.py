@@ -75,8 +75,9 @@ def scan_input(busi):
     return prepare_input(load_scan(make_png(speckle_image(3))), spec)
 
 
-@pytest.mark.parametrize("method", EXPLAINERS.names(modalities="image"))
+@pytest.mark.parametrize("method", [m for m in EXPLAINERS.names(modalities="image") if m != "attention"])
 def test_every_explainer_on_trained_model(busi, scan_input, method):
+    """busi_cnn has no attention head (the attention map is tested on the pretrained models)."""
     model, spec = busi
     for target in spec.labels:
         exp = explain(model, spec, scan_input, method, target)
@@ -176,3 +177,31 @@ def test_attribution_copy_is_folded_and_gives_the_same_maps(busi, scan_input):
                lambda m: integrated_gradients(m, scan_input, 1, n_steps=16, max_steps=16)):
         a, b = fn(plain).attributions, fn(folded).attributions
         assert np.abs(a - b).max() <= 1e-3 * np.abs(a).max()
+
+
+def test_attention_map_needs_an_attention_head(busi):
+    from medai_core.errors import InputError
+    from medai_core.explain.image import attention
+
+    model, spec = busi
+    with pytest.raises(InputError, match="has no attention map"):
+        attention(model, torch.rand(1, 1, *spec.input_size), 0)
+
+
+def test_attention_map_is_the_pooling_weights_upsampled():
+    from medai_core.explain import cost
+    from medai_core.explain.image import attention
+    from medai_core.models.effnet import EffNetClassifier
+
+    torch.manual_seed(0)
+    model = EffNetClassifier(3).eval()
+    x = torch.rand(1, 1, 224, 224, generator=torch.Generator().manual_seed(5))
+    exp = attention(model, x, 1)
+    with torch.no_grad():
+        grid = model.attention(x)[0]
+    assert exp.attributions.shape == (224, 224) and (exp.attributions >= 0).all()
+    assert exp.diagnostics["max_weight"] == pytest.approx(float(grid.max()))
+    assert exp.diagnostics["uniform_weight"] == pytest.approx(1 / 49)
+    # the map is class-independent: another target gives the same map
+    np.testing.assert_allclose(attention(model, x, 2).attributions, exp.attributions)
+    assert cost.estimate_seconds(model, "image", x, "attention", {}).seconds > 0

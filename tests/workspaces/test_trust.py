@@ -60,6 +60,30 @@ def test_busi_gradcam_trust(busi):
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
+@pytest.mark.parametrize("name,method", [("cxr_pneumonia", "gradcam"), ("cxr_pneumonia", "attention"),
+                                         ("busi_effnet", "gradcam")])
+def test_pretrained_image_models_trust(name, method):
+    """The same checks on the EfficientNet models: stages randomised from the output down, the maps the user sees."""
+    from medai_core.io import load_scan
+    from medai_core.models import get_spec, load_model
+    from medai_core.workspaces.imaging.pipeline import explain, prepare_input, predict
+    from medai_core.workspaces.imaging.samples import sample_path
+
+    model, spec = load_model(name), get_spec(name)
+    x = prepare_input(load_scan(sample_path("Chest X-ray, viral pneumonia (child)")), spec)
+    target = predict(model, spec, x).label
+    c = sanity_check_image(model, spec, x, method, target)
+    groups = [s.group for s in c.stages]
+    assert groups[:3] == (["fc", "pool", "head"] if method == "gradcam" else ["pool", "head", "stages.6"])
+    assert len(groups) == 11 and c.trained.shape == spec.input_size
+    shown = explain(model, spec, x, method, target).attributions
+    np.testing.assert_allclose(c.trained, shown, rtol=1e-4, atol=1e-6)
+    if method == "attention":  # the attention map never reads the classifier: fc is not a stage that can move it
+        assert "fc" not in groups[:-1] or groups.index("fc") > groups.index("stem")
+    f = faithfulness_image(model, spec, x, target, shown, n_steps=5, n_random=2)
+    _finite(c, f)
+
+
 def test_records_trust():
     from medai_core.workspaces.records import pipeline as R
     from medai_core.io.records import SCHEMA, load_records

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -29,11 +30,29 @@ class ImagePrediction:
     ood_score: float
     ood_threshold: float
     seconds: float
+    positive_group: tuple[str, ...] = ()  # the classes the threshold applies to, summed (pneumonia: bacterial + viral)
+
+    @property
+    def positive_probability(self) -> float:
+        """P(positive label): the probability the threshold is compared with (a class, or a group's sum)."""
+        group = self.positive_group or ((self.positive_label,) if self.positive_label in self.probabilities else ())
+        return float(sum(self.probabilities[g] for g in group))
+
+    @property
+    def positive_text(self) -> str:
+        """'pneumonia (bacterial + viral)' for a group, the label itself for one class."""
+        if len(self.positive_group) > 1:
+            return f"{self.positive_label} ({' + '.join(self.positive_group)})"
+        return self.positive_label
 
     def to_json(self, file: str) -> dict[str, object]:
-        return {"file": file, "model": self.model, "label": self.label,
-                "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()},
-                "ood": self.ood, "ood_score": round(self.ood_score, 4)}
+        out: dict[str, object] = {"file": file, "model": self.model, "label": self.label,
+                                  "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()},
+                                  "ood": self.ood, "ood_score": round(self.ood_score, 4)}
+        if len(self.positive_group) > 1:  # e.g. {"label": "pneumonia", "probability": P(bacterial) + P(viral)}
+            out["positive"] = {"label": self.positive_label, "probability": round(self.positive_probability, 6),
+                               "threshold": round(self.threshold, 6)}
+        return out
 
 
 def model_view(scan: Scan, frame: int = 0) -> np.ndarray:
@@ -48,17 +67,35 @@ def prepare_input(scan: Scan, spec: ModelSpec, frame: int = 0) -> torch.Tensor:
     return to_model_input(model_view(scan, frame), spec)
 
 
-def decide_indices(probs: np.ndarray, positive: int, threshold: float) -> np.ndarray:
-    """The decision rule on a batch (N, K): the positive class if its probability reaches the
-    threshold, otherwise the likeliest other class. Used in training and at inference."""
-    other = np.array(probs, dtype=np.float64, copy=True)
-    other[:, positive] = -1.0
-    return np.where(probs[:, positive] >= threshold, positive, other.argmax(1))
+def explainers_for(spec: ModelSpec) -> list[str]:
+    """The image explainers that apply to this model (the attention map only where the head has attention)."""
+    from medai_core.explain import EXPLAINERS
+
+    return [n for n in EXPLAINERS.names(modalities="image") if n != "attention" or spec.extra.get("attention")]
 
 
-def decide(probs: np.ndarray, labels: tuple[str, ...], positive: str, threshold: float) -> str:
+def decide_indices(probs: np.ndarray, positive: int | Sequence[int], threshold: float) -> np.ndarray:
+    """The decision rule on a batch (N, K). ``positive`` is one class (malignant) or a group of classes
+    (pneumonia: bacterial + viral): when the group's summed probability reaches the threshold the likeliest
+    class of the group is chosen, otherwise the likeliest other class. Used in training and at inference."""
+    probs = np.asarray(probs, dtype=np.float64)
+    pos = np.atleast_1d(np.asarray(positive, dtype=int))
+    inside = pos[probs[:, pos].argmax(1)]
+    other = probs.copy()
+    other[:, pos] = -1.0
+    return np.where(probs[:, pos].sum(1) >= threshold, inside, other.argmax(1))
+
+
+def positive_group(spec: ModelSpec) -> tuple[str, ...]:
+    """The classes the decision threshold applies to, summed: ``extra['positive_group']`` or the positive label."""
+    return tuple(spec.extra.get("positive_group") or ((spec.positive_label,) if spec.positive_label else ()))
+
+
+def decide(probs: np.ndarray, labels: tuple[str, ...], positive: str | Sequence[str], threshold: float) -> str:
     """The decision rule for one probability vector, as a label."""
-    return labels[int(decide_indices(np.asarray(probs)[None], labels.index(positive), threshold)[0])]
+    group = [positive] if isinstance(positive, str) else list(positive)
+    idx = [labels.index(g) for g in group]
+    return labels[int(decide_indices(np.asarray(probs)[None], idx, threshold)[0])]
 
 
 def predict(model: nn.Module, spec: ModelSpec, x: torch.Tensor) -> ImagePrediction:
@@ -73,9 +110,9 @@ def predict(model: nn.Module, spec: ModelSpec, x: torch.Tensor) -> ImagePredicti
     return ImagePrediction(
         model=spec.name, labels=spec.labels,
         probabilities={lab: float(p) for lab, p in zip(spec.labels, probs)},
-        label=decide(probs, spec.labels, spec.positive_label, thr), positive_label=spec.positive_label,
+        label=decide(probs, spec.labels, positive_group(spec), thr), positive_label=spec.positive_label,
         threshold=thr, ood=bool(score > ood_thr), ood_score=score, ood_threshold=ood_thr,
-        seconds=time.perf_counter() - t0)
+        seconds=time.perf_counter() - t0, positive_group=positive_group(spec))
 
 
 def explain(model: nn.Module, spec: ModelSpec, x: torch.Tensor, method: str, target: str,

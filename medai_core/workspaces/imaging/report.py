@@ -63,10 +63,13 @@ def image_report(scan: Scan, spec: ModelSpec, pred: ImagePrediction, exp: Explan
                         f"{explainer_meta(exp.method, 'image')['label']}: '{exp.target}'" if exp else "")),
         "Left: the frame in the viewer's window. Right: the explanation overlaid." if exp else
         "The frame in the viewer's window.", identifying=hide_pixels)]
-    pos_thr = (pred.positive_label, pred.threshold) if pred.positive_label else None
+    pos_thr = (pred.positive_text, pred.threshold) if pred.positive_label else None
+    bars = dict(pred.probabilities)
+    if len(pred.positive_group) > 1:  # the threshold applies to the group's sum: drawn as its own bar
+        bars = {pred.positive_text: pred.positive_probability} | bars
     figs.append(ReportFigure("Calibrated probabilities", F.probability_bar_png(
-        pred.probabilities, highlight=pred.label, threshold=pos_thr, muted=pred.ood),
-        f"Dashed line: the decision threshold for '{pred.positive_label}' ({pred.threshold:.0%})." if pos_thr else ""))
+        bars, highlight=pred.label, threshold=pos_thr, muted=pred.ood),
+        f"Dashed line: the decision threshold for '{pred.positive_text}' ({pred.threshold:.0%})." if pos_thr else ""))
     h, w = scan.shape
     summary = {"Format": scan.source, "Size": f"{w} x {h} pixels", "Frame": f"{frame + 1} of {scan.n_frames}",
                "Modality": scan.modality or "-",
@@ -89,7 +92,9 @@ def image_report(scan: Scan, spec: ModelSpec, pred: ImagePrediction, exp: Explan
         ids["File name"] = file_name
     head = f"{pred.label} ({pred.probabilities[pred.label]:.0%}, calibrated)"
     if pred.positive_label:
-        head += f"; '{pred.positive_label}' is chosen when its probability reaches {pred.threshold:.0%}"
+        head += f"; '{pred.positive_text}' is chosen when its probability reaches {pred.threshold:.0%}"
+        if len(pred.positive_group) > 1:
+            head += f" (here {pred.positive_probability:.0%})"
     if pred.ood:
         head = "NOT USABLE (out of distribution): " + head
     return CaseReport(
