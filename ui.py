@@ -31,10 +31,12 @@ def _executor() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=2, thread_name_prefix="medai-explain")
 
 
-def model_picker(modality: str, key: str) -> str:
-    """Select box of the registered models of a modality; returns the chosen name."""
-    names = MODELS.names(modality=modality)
-    return st.selectbox("Model", names, key=key, format_func=lambda n: f"{n}: {get_spec(n).description}")
+def model_picker(modality: str, key: str, auto: str = "") -> str:
+    """Select box of the registered models of a modality; returns the chosen name. With ``auto`` the first
+    choice is that text (the page chooses per input) and returns ""."""
+    names = ([""] if auto else []) + MODELS.names(modality=modality)
+    return st.selectbox("Model", names, key=key,
+                        format_func=lambda n: auto if not n else f"{n}: {get_spec(n).description}")
 
 
 def digest(data: bytes) -> str:
@@ -135,6 +137,25 @@ def cached_scan(digest_key: str, _data: bytes):  # noqa: ANN201 - a Scan
     return load_scan(_data)
 
 
+@st.cache_resource(max_entries=16, ttl=900, show_spinner="Choosing the model for this scan…")
+def cached_route(digest_key: str, frame: int, _scan):  # noqa: ANN001, ANN201 - a Scan -> a Route
+    """Every routed image model's verdict on one frame of a scan, once per (upload, frame): widgets that only
+    change the view (window, opacity, explainer) do not run the models again."""
+    from medai_core.workspaces.imaging import route_scan
+
+    return route_scan(_scan, cached_model, frame)
+
+
+@st.cache_resource(max_entries=16, ttl=900, show_spinner=False)
+def cached_attention(digest_key: str, frame: int, name: str, _x):  # noqa: ANN001, ANN201 - tensor -> Explanation
+    """The attention map of an attention-pooling image model (one forward pass), once per (upload, frame, model)."""
+    from medai_core.models import get_spec
+    from medai_core.workspaces.imaging import explain
+
+    spec = get_spec(name)
+    return explain(cached_model(name), spec, _x, "attention", spec.labels[0])
+
+
 @st.cache_resource(show_spinner=False)
 def prewarm() -> threading.Thread:
     """Once per server process, after the first page is on screen: import torch and the model and explainer
@@ -147,7 +168,7 @@ def prewarm() -> threading.Thread:
 
         time.sleep(2.0)  # let the server deliver the first page before the imports take the GIL
         workspaces = [f"medai_core.workspaces.{m.name}" for m in pkgutil.iter_modules(medai_core.workspaces.__path__)]
-        for mod in ("medai_core.models.busi_cnn", "medai_core.models.support_ftt", "medai_core.models.notes_tfm",
+        for mod in ("medai_core.models.busi_cnn", "medai_core.models.effnet", "medai_core.models.support_ftt", "medai_core.models.notes_tfm",
                     "medai_core.models.forecaster", *workspaces, "plotly.graph_objects"):
             importlib.import_module(mod)
 

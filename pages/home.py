@@ -18,8 +18,10 @@ c1, c2, c3 = st.columns(3)
 with c1:
     st.subheader(":material/radiology: Imaging")
     st.markdown("Upload DICOM, PNG, JPEG, BMP or TIFF scans; window/level, frames, zoom and metadata with "
-                "patient identifiers hidden; breast-ultrasound classification with Grad-CAM, Integrated "
-                "Gradients, SmoothGrad and occlusion overlays, and an out-of-distribution guard.")
+                "patient identifiers hidden. Three image models: paediatric chest X-ray (normal / bacterial / "
+                "viral pneumonia) and breast ultrasound (pretrained EfficientNet-Lite0, and the original CNN), the "
+                "right one chosen for each scan by its out-of-distribution guard; Grad-CAM, attention map, "
+                "Integrated Gradients, SmoothGrad and occlusion overlays.")
     st.page_link("pages/imaging.py", label="Open Imaging", icon=":material/arrow_forward:")
 with c2:
     st.subheader(":material/clinical_notes: Records")

@@ -15,14 +15,14 @@ ui.route_via_app()
 st.title("Imaging")
 st.caption(ui.INTENDED_USE)
 with st.sidebar:
-    model_name = ui.model_picker("image", K_MODEL)
+    model_name = ui.model_picker("image", K_MODEL, auto="Automatic: the right model for each scan")
     source = st.radio("Scan", ["Upload a file", "Demo scan"], key=K_SOURCE, horizontal=True)
     if source == "Upload a file":
         up = st.file_uploader("DICOM, PNG, JPEG, BMP or TIFF (checked by content)", key=K_UPLOAD)
         data = up.getvalue() if up is not None else None
         file_name = up.name if up is not None else None
     else:
-        sample = st.selectbox("Demo scan (real DICOMs shipped with pydicom)", W.available_samples(), key=K_SAMPLE)
+        sample = st.selectbox("Demo scan (credited chest films; real DICOMs shipped with pydicom)", W.available_samples(), key=K_SAMPLE)
         st.caption(W.SAMPLES[sample][1])
         data = W.sample_path(sample).read_bytes()
         file_name = W.sample_path(sample).name
@@ -33,7 +33,6 @@ if data is None:
 key = ui.digest(data)
 try:
     scan = ui.cached_scan(key, data)
-    spec, model = get_spec(model_name), ui.cached_model(model_name)
 except MedAIError as err:
     ui.show_error(err)
     st.stop()
@@ -52,13 +51,26 @@ with st.sidebar:
         window = (c, w)
     zoom = st.slider("Zoom", 1.0, 8.0, 1.0, 0.5, key="imaging.zoom", help="Drag to pan; scroll or box-zoom too")
     display = W.render(scan, frame, window, use_voi_lut=preset == W.VOI_LUT_PRESET)
+    try:
+        if model_name:  # forced by the user
+            spec, model = get_spec(model_name), ui.cached_model(model_name)
+            route = W.forced(model_name, W.predict(model, spec, W.prepare_input(scan, spec, frame)), scan)
+        else:  # every routed model's OOD guard decides, DICOM Modality / BodyPartExamined as hints
+            route = ui.cached_route(key, frame, scan)
+            spec, model = get_spec(route.model), ui.cached_model(route.model)
+    except MedAIError as err:
+        ui.show_error(err)
+        st.stop()
+    model_name, pred = route.model, route.prediction
     x = W.prepare_input(scan, spec, frame)
-    pred = W.predict(model, spec, x)
 
     st.subheader("Explanation")
-    method = st.selectbox("Explainer", W.EXPLAINERS.names(modalities="image"), key=K_METHOD,
+    methods = W.explainers_for(spec)
+    if st.session_state.get(K_METHOD) not in methods:  # e.g. the attention map, then a model without attention
+        st.session_state[K_METHOD] = "gradcam"
+    method = st.selectbox("Explainer", methods, key=K_METHOD,
                           format_func=lambda n: W.EXPLAINERS.entry(n).meta["label"])
-    target = st.selectbox("Explain class", spec.labels, index=spec.labels.index(pred.label), key=f"{K_TARGET}.{key}")
+    target = st.selectbox("Explain class", spec.labels, index=spec.labels.index(pred.label), key=f"{K_TARGET}.{key}.{model_name}")
     meta = W.EXPLAINERS.entry(method).meta
     params: dict = {}
     if method == "integrated_gradients":
@@ -76,12 +88,16 @@ with st.sidebar:
 
 st.markdown(f"**{scan.source}** · {scan.shape[1]} x {scan.shape[0]} px · frame {frame + 1} of {scan.n_frames}"
             + (f" · {scan.modality}" if scan.modality else ""))
+st.info(f"**Model: {W.describe(model_name)}.** {route.reason}"
+        + ("" if route.forced else " Choose another in the sidebar (Model) to override."), icon=":material/alt_route:")
 ui.changes_panel((), key="imaging.quality", what="value")  # a scan is read as it is: nothing is set aside
 p1, p2 = st.columns([2, 3])
 with p1:
     if pred.ood:
-        st.warning(f"**This scan does not look like breast ultrasound** (OOD score {pred.ood_score:.1f} > "
-                   f"{pred.ood_threshold:.1f}). The prediction is greyed out and must not be used.", icon=":material/block:")
+        what = ("**No image model recognises this scan**" if not route.forced and route.candidates else
+                f"**This scan does not look like {W.kind(model_name)}**")
+        st.warning(f"{what} (OOD score {pred.ood_score:.1f} > {pred.ood_threshold:.1f}). The prediction is greyed "
+                   "out and must not be used.", icon=":material/block:")
     if pred.ood:
         st.markdown(f"Prediction (unreliable)  \n### :gray[{pred.label} · {pred.probabilities[pred.label]:.0%}]")
     else:
@@ -90,8 +106,22 @@ with p1:
                f"in grey at {spec.input_size[0]} x {spec.input_size[1]}")
 p2.plotly_chart(W.probability_figure(pred, muted=pred.ood), key="imaging.probs")
 
-col_a, col_b = st.columns(2)
-col_a.plotly_chart(W.image_figure(display, "Scan", zoom), key="imaging.original")
+side_attention = bool(spec.extra.get("attention")) and method != "attention"  # shown beside the chosen map
+col_a, col_b, *col_c = st.columns(3 if side_attention else 2)
+col_a.plotly_chart(W.image_figure(display, "Scan", zoom, width_hint=360 if side_attention else 460),
+                   key="imaging.original")
+if side_attention:
+    try:
+        att = ui.cached_attention(key, frame, model_name, x)
+        col_c[0].plotly_chart(W.image_figure(W.overlay(display, W.normalise_map(att.attributions, signed=False), opacity,
+                                                       cmap), "Attention map (where the head pooled from)", zoom,
+                                             width_hint=360), key="imaging.attention")
+        col_c[0].caption(f"The head's weight on each cell of its {att.params['grid']} feature grid (the same for "
+                         f"every class: where the model pooled from, not which way it pushed). Top cell "
+                         f"{att.diagnostics['max_weight']:.0%} of the total; uniform would be "
+                         f"{att.diagnostics['uniform_weight']:.1%} each.")
+    except MedAIError as err:
+        col_c[0].caption(f"No attention map: {err}")
 job_key = f"{key}|{frame}|{model_name}|{method}|{target}|{sorted(params.items())}"
 est = ui.estimate(model_name, spec.modality, x, method, params) if method != "gradcam" else None
 est_short = "" if est is None else f"estimated {est.seconds:.1f} s"
@@ -156,7 +186,7 @@ if exp_done is not None:
     sanity = rep.summary() if rep is not None else None
 
 st.subheader("How sure is the model?")
-ui.reliability_panel(model_name, pred.probabilities[spec.positive_label], key="imaging.rel",
+ui.reliability_panel(model_name, pred.positive_probability, key="imaging.rel",
                      caption="The page's prediction always uses the validated threshold.")
 
 st.subheader("Take it away")

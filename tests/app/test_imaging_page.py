@@ -51,8 +51,10 @@ def test_upload_png_shows_prediction_and_gradcam():
     assert any(lab in _prediction(at) for lab in ("benign", "malignant", "normal"))
     assert "Grad-CAM" in _wait_for_explanation(at)
     # probabilities, scan, overlay, and the held-out reliability diagram + threshold sweep
-    assert {c.key for c in at.get("plotly_chart")} == {"imaging.probs", "imaging.original", "imaging.overlay",
-                                                       "imaging.rel.rel", "imaging.rel.sweep"}
+    keys = {c.key for c in at.get("plotly_chart")}
+    base = {"imaging.probs", "imaging.original", "imaging.overlay", "imaging.rel.rel", "imaging.rel.sweep"}
+    # the pretrained models (attention head) also show their attention map beside the chosen explanation
+    assert base <= keys and keys - base <= {"imaging.attention"}
 
 
 def test_reliability_threshold_is_adjustable():
@@ -122,7 +124,7 @@ def test_demo_multiframe_scan_has_frame_slider_and_ood_warning():
     sliders[0].set_value(4)
     at.run()
     assert not at.exception
-    assert any("does not look like breast ultrasound" in w.value for w in at.warning)
+    assert any("No image model recognises this scan" in w.value for w in at.warning)
 
 
 def test_sanity_check_view_runs_and_gives_a_verdict():
@@ -149,3 +151,39 @@ def test_sanity_check_view_runs_and_gives_a_verdict():
     keys = {c.key for c in at.get("plotly_chart")}
     assert {"imaging.sanity.trained model", "imaging.sanity.fully randomised model"} <= keys
     assert any(k.endswith(".cascade") for k in keys) and any(k.endswith(".faith") for k in keys)
+
+
+def _demo(at: AppTest, label: str) -> AppTest:
+    at.sidebar.radio(key="imaging.source").set_value("Demo scan")
+    at.run()
+    at.sidebar.selectbox(key="imaging.sample").set_value(label)
+    at.run()
+    return at
+
+
+def test_chest_film_goes_to_the_chest_model_with_attention_map_and_credit():
+    at = _demo(_imaging(), "Chest X-ray, bacterial pneumonia (child)")
+    assert not at.exception and not at.error
+    route = next(i.value for i in at.info if i.value.startswith("**Model:"))
+    assert "chest X-ray model (cxr_pneumonia)" in route and "override" in route
+    assert _prediction(at) in ("bacterial", "viral")
+    assert any("CC BY 4.0" in c.value for c in at.sidebar.caption)
+    assert "Attention map" in at.sidebar.selectbox(key="imaging.method").options
+    at.sidebar.selectbox(key="imaging.method").set_value("attention")
+    at.run()
+    assert "Attention map" in _wait_for_explanation(at)
+    # the reliability panel reads P(pneumonia) = P(bacterial) + P(viral)
+    assert {"imaging.rel.rel", "imaging.rel.sweep", "imaging.overlay"} <= {c.key for c in at.get("plotly_chart")}
+
+
+def test_forcing_a_model_overrides_the_choice():
+    at = _demo(_imaging(), "Chest X-ray, normal (child)")
+    at.sidebar.selectbox(key="imaging.model").set_value("busi_cnn")
+    at.run()
+    assert not at.exception
+    route = next(i.value for i in at.info if i.value.startswith("**Model:"))
+    assert "Chosen by you" in route and "busi_cnn" in route
+    # the breast model's own guard flags the chest film
+    assert any("does not look like breast ultrasound" in w.value for w in at.warning)
+    # busi_cnn has no attention head: the method list has no attention map
+    assert "Attention map" not in at.sidebar.selectbox(key="imaging.method").options
