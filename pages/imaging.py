@@ -155,7 +155,8 @@ def explanation_view() -> None:
         ui.show_error(err)
         return
     heat = W.normalise_map(exp.attributions, signed=meta["signed"], mode=sign)
-    st.plotly_chart(W.image_figure(W.overlay(display, heat, opacity, cmap), f"{meta['label']}: '{target}'", zoom),
+    st.plotly_chart(W.image_figure(W.overlay(display, heat, opacity, cmap), f"{meta['label']}: '{target}'", zoom,
+                                   width_hint=360 if side_attention else 460),
                     key="imaging.overlay")
     facts = [f"{meta['label']} in {exp.seconds * 1000:.0f} ms" + (f" ({est_short})" if est_short else "")]
     if "convergence_delta" in exp.diagnostics:

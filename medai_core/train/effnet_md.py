@@ -56,8 +56,10 @@ def _cv_section(r: dict[str, Any], pos: str) -> str:
     m, sd = cv["mean"], cv["sd"]
     other = "".join(f"\n| {o['name']} | {o['accuracy']} | {o['positive_auroc']} | {o['source']} |"
                     for o in cv.get("compare", []))
+    k = cv.get("planned_folds", len(cv["folds"]))
+    ran = "" if k == len(cv["folds"]) else f" (**{len(cv['folds'])} of the {k} folds run**)"
     return f"""## Cross-validated estimate (development images only)
-{len(cv['folds'])}-fold cross-validation of this recipe over the {cv['images']} development images (train +
+{k}-fold cross-validation{ran} of this recipe over the {cv['images']} development images (train +
 validation; the test split never read), near-duplicate groups kept on one side of every fold
 (StratifiedGroupKFold), the last epoch scored (no selection on the fold), argmax decisions (a fold has no
 validation split to fit a threshold on). {cv['seconds'] / 60:.0f} minutes.
@@ -69,7 +71,7 @@ validation split to fit a threshold on). {cv['seconds'] / 60:.0f} minutes.
 
 | model | 3-class accuracy | {pos} AUROC | estimate |
 |---|---|---|---|
-| this recipe | {m['accuracy_argmax']:.3f} | {m['positive_auroc']:.3f} | {len(cv['folds'])}-fold CV above |{other}
+| this recipe | {m['accuracy_argmax']:.3f} | {m['positive_auroc']:.3f} | cross-validation above |{other}
 
 """
 

@@ -75,10 +75,11 @@ def test_reliability_threshold_is_adjustable():
 def test_integrated_gradients_shows_convergence_delta():
     at = _imaging()
     at.sidebar.file_uploader[0].upload("scan.png", make_png(speckle_image(6)), "image/png")
+    at.sidebar.selectbox(key="imaging.model").set_value("busi_cnn")  # IG on the 128 px model: seconds, not tens
     at.run()
     at.sidebar.selectbox(key="imaging.method").set_value("integrated_gradients")
     at.run()
-    assert "convergence delta" in _wait_for_explanation(at)
+    assert "convergence delta" in _wait_for_explanation(at, 180)
 
 
 @pytest.mark.parametrize("name,data", [
