@@ -96,8 +96,10 @@ with p1:
     if pred.ood:
         what = ("**No image model recognises this scan**" if not route.forced and route.candidates else
                 f"**This scan does not look like {W.kind(model_name)}**")
-        st.warning(f"{what} (OOD score {pred.ood_score:.1f} > {pred.ood_threshold:.1f}). The prediction is greyed "
-                   "out and must not be used.", icon=":material/block:")
+        why = (f"OOD score {pred.ood_score:.1f} > {pred.ood_threshold:.1f}" if pred.ood_score > pred.ood_threshold else
+               f"the DICOM header says {scan.modality}, which {model_name} does not read; OOD score "
+               f"{pred.ood_score:.1f}, threshold {pred.ood_threshold:.1f}")
+        st.warning(f"{what} ({why}). The prediction is greyed out and must not be used.", icon=":material/block:")
     if pred.ood:
         st.markdown(f"Prediction (unreliable)  \n### :gray[{pred.label} · {pred.probabilities[pred.label]:.0%}]")
     else:
