@@ -54,15 +54,16 @@ with st.sidebar:
     try:
         if model_name:  # forced by the user
             spec, model = get_spec(model_name), ui.cached_model(model_name)
-            route = W.forced(model_name, W.predict(model, spec, W.prepare_input(scan, spec, frame)), scan)
+            x = W.prepare_input(scan, spec, frame)
+            route = W.forced(model_name, W.predict(model, spec, x), scan)
         else:  # every routed model's OOD guard decides, DICOM Modality / BodyPartExamined as hints
             route = ui.cached_route(key, frame, scan)
             spec, model = get_spec(route.model), ui.cached_model(route.model)
+            x = W.prepare_input(scan, spec, frame)
     except MedAIError as err:
         ui.show_error(err)
         st.stop()
     model_name, pred = route.model, route.prediction
-    x = W.prepare_input(scan, spec, frame)
 
     st.subheader("Explanation")
     methods = W.explainers_for(spec)

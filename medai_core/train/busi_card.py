@@ -22,24 +22,12 @@ def ood_reference_report(model: torch.nn.Module, spec: ModelSpec = BUSI_SPEC) ->
     Uses every decodable image in pydicom's test files and the pydicom-data package (grouped by
     modality; ultrasound of other organs reported apart) and the photographs matplotlib ships.
     """
-    import matplotlib
-
     from medai_core.workspaces.imaging.pipeline import prepare_input
-    from medai_core.io import load_scan
-    from medai_core.workspaces.imaging.samples import reference_dicoms
+    from medai_core.workspaces.imaging.samples import reference_scans
 
     rows = []
     seen: set[tuple[int, ...]] = set()
-    paths = reference_dicoms()
-    sample_dir = Path(matplotlib.get_data_path()) / "sample_data"
-    photos = [sample_dir / "grace_hopper.jpg", sample_dir / "Minduka_Present_Blue_Pack.png"]
-    for p in paths + photos:
-        try:
-            scan = load_scan(p)
-        except Exception:  # noqa: BLE001 - unreadable test files are not part of this report
-            continue
-        if min(scan.shape) < 32:
-            continue  # tiny synthetic test patterns, not scans
+    for p, scan, is_photo in reference_scans():
         x = prepare_input(scan, spec, 0)
         key = tuple(np.round(x.flatten()[::97].numpy() * 255).astype(int).tolist())
         if key in seen:
@@ -48,7 +36,7 @@ def ood_reference_report(model: torch.nn.Module, spec: ModelSpec = BUSI_SPEC) ->
         with torch.no_grad():
             _, f = model.forward_with_features(x)
             s = float(model.ood_score(f)[0])
-        kind = "photo" if p in photos else (scan.modality or "other")
+        kind = "photo" if is_photo else (scan.modality or "other")
         rows.append({"file": p.name, "modality": kind, "score": s, "flagged": s > float(model.ood_threshold)})
     by: dict[str, dict[str, int]] = {}
     for r in rows:

@@ -16,7 +16,7 @@ import torch
 
 from medai_core.models.effnet import EffNetClassifier
 from medai_core.models.spec import ModelSpec
-from medai_core.train.metrics import expected_calibration_error, reliability_bins, softmax
+from medai_core.train.metrics import bootstrap_ci, expected_calibration_error, reliability_bins, softmax
 
 
 def save_weights(model: EffNetClassifier, path: Path) -> tuple[str, int]:
@@ -68,27 +68,6 @@ def choose_threshold(p: np.ndarray, y: np.ndarray, spec: ModelSpec) -> float:
     return float(min(max(cands[int(np.argmax(accs))], 0.05), 0.95))
 
 
-def group_bootstrap_ci(fn: Callable[..., float], groups: np.ndarray, *arrays: np.ndarray, n: int = 1000,
-                       seed: int = 0) -> tuple[float, float]:
-    """95% interval of ``fn(*arrays)`` resampling whole groups with replacement."""
-    rng = np.random.default_rng(seed)
-    uniq, inv = np.unique(groups, return_inverse=True)
-    members = [np.flatnonzero(inv == g) for g in range(len(uniq))]
-    vals = []
-    for _ in range(n):
-        pick = rng.integers(0, len(uniq), len(uniq))
-        idx = np.concatenate([members[g] for g in pick])
-        try:
-            v = fn(*(a[idx] for a in arrays))
-        except ValueError:
-            continue
-        if np.isfinite(v):
-            vals.append(v)
-    if not vals:
-        return float("nan"), float("nan")
-    return float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))
-
-
 def _auroc(y: np.ndarray, s: np.ndarray) -> float:
     from sklearn.metrics import roc_auc_score
 
@@ -123,9 +102,9 @@ def classification_metrics(p: np.ndarray, y: np.ndarray, groups: np.ndarray, spe
         "confusion": confusion_matrix(y, pred, labels=list(range(k))).tolist(),
     }
     if ci:
-        out["accuracy_ci95"] = group_bootstrap_ci(acc, groups, y, pred)
-        out["positive_auroc_ci95"] = group_bootstrap_ci(auc, groups, y, pp)
-        out["positive_accuracy_ci95"] = group_bootstrap_ci(bacc, groups, y, pred)
+        out["accuracy_ci95"] = bootstrap_ci(acc, y, pred, groups=groups)
+        out["positive_auroc_ci95"] = bootstrap_ci(auc, y, pp, groups=groups)
+        out["positive_accuracy_ci95"] = bootstrap_ci(bacc, y, pred, groups=groups)
     if spec.positive_label == "malignant":  # the keys busi_cnn's card, the home page and heldout already read
         out["malignant_auroc"] = out["positive_auroc"]
         if ci:

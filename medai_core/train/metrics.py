@@ -56,17 +56,25 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return e / e.sum(1, keepdims=True)
 
 
-def bootstrap_ci(fn, *arrays: np.ndarray, n: int = 1000, seed: int = 0) -> tuple[float, float]:
-    """95% percentile bootstrap interval of ``fn(*arrays)`` resampling rows."""
+def bootstrap_ci(fn, *arrays: np.ndarray, n: int = 1000, seed: int = 0,
+                 groups: np.ndarray | None = None) -> tuple[float, float]:
+    """95% percentile bootstrap interval of ``fn(*arrays)`` resampling rows, or whole ``groups`` (patients,
+    near-duplicate sets: rows of one group are not independent) with replacement."""
     import warnings
 
     rng = np.random.default_rng(seed)
-    m = len(arrays[0])
+    if groups is None:
+        m, members = len(arrays[0]), None
+    else:
+        uniq, inv = np.unique(groups, return_inverse=True)
+        m, members = len(uniq), [np.flatnonzero(inv == g) for g in range(len(uniq))]
     vals = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # resamples with one class make AUROC undefined: skipped
         for _ in range(n):
             idx = rng.integers(0, m, m)
+            if members is not None:
+                idx = np.concatenate([members[g] for g in idx])
             try:
                 v = fn(*(a[idx] for a in arrays))
             except ValueError:

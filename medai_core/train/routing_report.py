@@ -22,11 +22,9 @@ ROUTED_TEST_SETS = {"cxr_pneumonia": "cxr_pneumonia", "busi_effnet": "busi"}
 
 
 def routing_report(data_dir: Path) -> dict[str, Any]:
-    import matplotlib
-
     from medai_core.io import load_scan
     from medai_core.workspaces.imaging.routing import route_scan, routed_models
-    from medai_core.workspaces.imaging.samples import reference_dicoms
+    from medai_core.workspaces.imaging.samples import reference_scans
 
     models: dict[str, Any] = {}
 
@@ -47,15 +45,8 @@ def routing_report(data_dir: Path) -> dict[str, Any]:
             flagged += int(r.prediction.ood)
         out["test_sets"][name] = {"n": len(files), "chosen": dict(chosen), "flagged_by_chosen": flagged,
                                   "correct_rate": chosen[name] / len(files)}
-    sample_dir = Path(matplotlib.get_data_path()) / "sample_data"
     seen: set[tuple[int, ...]] = set()
-    for p in reference_dicoms() + [sample_dir / "grace_hopper.jpg", sample_dir / "Minduka_Present_Blue_Pack.png"]:
-        try:
-            scan = load_scan(p)
-        except Exception:  # noqa: BLE001 - unreadable test files are not part of this report
-            continue
-        if min(scan.shape) < 32:
-            continue  # tiny synthetic test patterns, not scans
+    for p, scan, _ in reference_scans():
         key = tuple(int(v) for v in (scan.frames[0].astype("float32").ravel()[::997] * 7).astype("int64")[:64])
         if key in seen:
             continue  # the same picture in another encoding counts once

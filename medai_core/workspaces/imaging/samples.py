@@ -4,6 +4,10 @@ credited below; CC BY 4.0), and real DICOMs from files that dependencies ship (p
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+if TYPE_CHECKING:
+    from medai_core.io.scan import Scan
 
 
 def _pydicom_dirs() -> list[Path]:
@@ -72,3 +76,22 @@ def reference_dicoms() -> list[Path]:
         for p in sorted(d.glob("*.dcm")):
             out.append(p)
     return out
+
+
+def reference_scans() -> Iterator[tuple[Path, "Scan", bool]]:
+    """Every decodable ``reference_dicoms()`` file and the two photographs matplotlib ships, as
+    (path, scan, is_photo); unreadable files and tiny synthetic test patterns (< 32 px) left out. The scans the
+    OOD reports (``train.busi_card``, ``train.routing_report``) measure the guards on."""
+    import matplotlib
+
+    from medai_core.io import load_scan
+
+    sample_dir = Path(matplotlib.get_data_path()) / "sample_data"
+    photos = [sample_dir / "grace_hopper.jpg", sample_dir / "Minduka_Present_Blue_Pack.png"]
+    for p in reference_dicoms() + photos:
+        try:
+            scan = load_scan(p)
+        except Exception:  # noqa: BLE001 - unreadable test files are not part of these reports
+            continue
+        if min(scan.shape) >= 32:
+            yield p, scan, p in photos
