@@ -197,7 +197,10 @@ LIMITS = {
   cases than its image count suggests.
 - Only normal / bacterial / viral: no tuberculosis, effusion, nodules, lines and tubes, or COVID-19.
 """,
-    "busi_effnet": """- 630 images from one hospital in Cairo, one vendor mix; the test split has about 127 images in about 100
+    "busi_effnet": """- Its out-of-distribution guard is weak: it accepts CT_small, MR2, non-breast ultrasound and many chest
+  films (0.7-0.9 x its threshold). Routed without a header, 110 of the 1,282 normal chest films in the chest data set
+  went to this model. DICOM headers naming another modality rule it out; PNG/JPEG files rely on the guard alone.
+- 630 images from one hospital in Cairo, one vendor mix; the test split has about 127 images in about 100
   duplicate groups, so the CIs are wide.
 - BUSI images carry annotations and crop borders that vary with the label in places; a model can learn such cues.
   Check the Grad-CAM and attention maps land on the lesion.
