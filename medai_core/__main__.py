@@ -270,10 +270,50 @@ def _vitals_forecast(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _vitals_sepsis(args: argparse.Namespace) -> int:
+    """One JSON line per record: ``{"file", "model", "risk", "alarm"}`` with one risk and one 0/1 alarm per input
+    row (for a PhysioNet 2012 ``.txt`` stay: per hour of its hourly grid, and an ``"hours"`` list), plus
+    ``"changes"`` (each value set aside) where there are any; or ``{"file", "error"}`` (exit status 1)."""
+    from medai_core.errors import MedAIError
+    from medai_core.models import get_spec, load_model
+    from medai_core.workspaces.vitals.sepsis import load_record, score_record
+
+    spec = get_spec(args.model)
+    if spec.modality != "sepsis":
+        raise UnknownModality(args.model, "sepsis")
+    model = load_model(args.model)
+    failed = 0
+    for path in _iter_files(args.paths):
+        try:
+            if not path.exists():
+                raise MedAIError("No such file.")
+            record = load_record(path, spec, path.name)
+            line = {"file": str(path), "model": args.model, **score_record(model, spec, record).to_json()}
+            if record.kind != "psv":
+                line["hours"] = [int(h) for h in record.hours]
+            if record.changes:
+                line["changes"] = [c.to_json() for c in record.changes]
+        except MedAIError as exc:
+            failed += 1
+            line = {"file": str(path), "error": str(exc)}
+        print(json.dumps(line), flush=True)
+    return 1 if failed else 0
+
+
 def _vitals_train(args: argparse.Namespace) -> int:
     from medai_core.train.icu import train_icu, write_card
 
     _set_threads(args)
+    if args.model == "sepsis_gru":
+        from medai_core.train.sepsis import train_sepsis
+        from medai_core.train.sepsis_card import write_card as write_sepsis_card
+
+        extra = {"epochs": args.epochs} if args.epochs else {}
+        r = train_sepsis(Path(args.data), Path(args.out), seed=args.seed, log=lambda m: print(m, file=sys.stderr), **extra)
+        write_sepsis_card(Path(args.out), r)
+        print(json.dumps({"out": args.out, "utility": r["test"]["utility"], "auroc": r["test"]["auroc"],
+                          "auprc": r["test"]["auprc"]}))
+        return 0
     if args.model == "cgm_gru":
         from medai_core.train.cgm import train_cgm
 
@@ -367,9 +407,15 @@ def build_parser() -> argparse.ArgumentParser:
     vf.add_argument("--model", default="icu_gru")
     vf.add_argument("--horizon", type=int, default=None, help="steps ahead (default and maximum: the model's)")
     vf.set_defaults(func=_vitals_forecast)
-    vtr = _add_train(vt, "train icu_gru (PhysioNet 2012 set-a folder) or cgm_gru (Hall CGM csv)",
-                     "folder of PhysioNet 2012 .txt stays, or the CGM csv for cgm_gru", None, _vitals_train)
-    vtr.add_argument("--model", default="icu_gru", choices=["icu_gru", "cgm_gru"])
+    vs = vt.add_parser("sepsis", help="hourly sepsis risk of PhysioNet 2019 .psv records (or 2012 .txt stays, or "
+                       "folders), one JSON line per record")
+    vs.add_argument("paths", nargs="+", metavar="FILE")
+    vs.add_argument("--model", default="sepsis_gru")
+    vs.set_defaults(func=_vitals_sepsis)
+    vtr = _add_train(vt, "train icu_gru (PhysioNet 2012 set-a folder), cgm_gru (Hall CGM csv) or sepsis_gru "
+                     "(PhysioNet 2019 folder)", "folder of PhysioNet 2012 .txt stays, the CGM csv for cgm_gru, or the "
+                     "folder of PhysioNet 2019 .psv records for sepsis_gru", None, _vitals_train)
+    vtr.add_argument("--model", default="icu_gru", choices=["icu_gru", "cgm_gru", "sepsis_gru"])
     mo = sub.add_parser("models", help="list registered models")
     mo.set_defaults(func=_models)
     return p

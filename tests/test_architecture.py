@@ -50,7 +50,8 @@ def test_model_catalogue_and_home_imports_do_not_load_torch():
             "names = list(m.MODELS); [card_headline(n) for n in names]; before = 'torch' in sys.modules;"
             "m.create_model('icu_gru'); print(before, 'torch' in sys.modules, len(names))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
-    assert out.stdout.split() == ["False", "True", "7"]
+    before, after, n = out.stdout.split()
+    assert (before, after) == ("False", "True") and int(n) >= 8  # every shipped model's card was read
 
 
 def test_import_contracts_hold():

@@ -172,3 +172,58 @@ CGM_SPEC = ModelSpec(
     extra={"series": CGM_SERIES, "history": CGM_HISTORY, "horizon": CGM_HORIZON, "n_targets": 1, "quantiles": QUANTILES},
 )
 register_model("cgm_gru", CGM_SPEC)(_lazy("forecaster", "build_cgm_gru"))
+
+# ---------------------------------------------------------------- sepsis early warning (PhysioNet 2019)
+# the 34 hourly variables of a PhysioNet/CinC 2019 record, in file order, with units and the range outside
+# which a value is an artefact (set aside, listed, never scored)
+SEPSIS_VARIABLES = (
+    Signal("HR", "Heart rate", "/min", ("HR",), (1, 300), (60, 100)),
+    Signal("O2Sat", "Pulse oximetry", "%", ("O2Sat",), (20, 100), (94, 100)),
+    Signal("Temp", "Temperature", "°C", ("Temp",), (25, 45), (36.1, 37.8)),
+    Signal("SBP", "Systolic pressure", "mmHg", ("SBP",), (1, 300), (90, 140)),
+    Signal("MAP", "Mean arterial pressure", "mmHg", ("MAP",), (1, 300), (70, 105)),
+    Signal("DBP", "Diastolic pressure", "mmHg", ("DBP",), (1, 250), (60, 90)),
+    Signal("Resp", "Respiratory rate", "/min", ("Resp",), (1, 80), (12, 20)),
+    Signal("EtCO2", "End-tidal CO2", "mmHg", ("EtCO2",), (1, 100), (35, 45)),
+    Signal("BaseExcess", "Base excess", "mmol/L", ("BaseExcess",), (-40, 40), (-2, 2)),
+    Signal("HCO3", "Bicarbonate", "mmol/L", ("HCO3",), (1, 60), (22, 28)),
+    Signal("FiO2", "Inspired O2 fraction", "", ("FiO2",), (0.21, 1.0)),
+    Signal("pH", "pH", "", ("pH",), (6.5, 8.0), (7.35, 7.45)),
+    Signal("PaCO2", "Arterial CO2", "mmHg", ("PaCO2",), (5, 150), (35, 45)),
+    Signal("SaO2", "Arterial O2 saturation", "%", ("SaO2",), (20, 100), (94, 100)),
+    Signal("AST", "AST", "IU/L", ("AST",), (1, 20000), (10, 40)),
+    Signal("BUN", "Urea nitrogen", "mg/dL", ("BUN",), (1, 300), (7, 20)),
+    Signal("Alkalinephos", "Alkaline phosphatase", "IU/L", ("Alkalinephos",), (1, 5000), (44, 147)),
+    Signal("Calcium", "Calcium", "mg/dL", ("Calcium",), (1, 20), (8.5, 10.5)),
+    Signal("Chloride", "Chloride", "mmol/L", ("Chloride",), (50, 160), (96, 106)),
+    Signal("Creatinine", "Creatinine", "mg/dL", ("Creatinine",), (0.1, 30), (0.6, 1.2)),
+    Signal("Bilirubin_direct", "Direct bilirubin", "mg/dL", ("Bilirubin_direct",), (0, 60), (0, 0.3)),
+    Signal("Glucose", "Glucose", "mg/dL", ("Glucose",), (10, 2000), (70, 180)),
+    Signal("Lactate", "Lactate", "mmol/L", ("Lactate",), (0.1, 40), (0.5, 2)),
+    Signal("Magnesium", "Magnesium", "mmol/dL", ("Magnesium",), (0.2, 10), (1.7, 2.2)),
+    Signal("Phosphate", "Phosphate", "mg/dL", ("Phosphate",), (0.2, 20), (2.5, 4.5)),
+    Signal("Potassium", "Potassium", "mmol/L", ("Potassium",), (1, 12), (3.5, 5.0)),
+    Signal("Bilirubin_total", "Total bilirubin", "mg/dL", ("Bilirubin_total",), (0, 80), (0.1, 1.2)),
+    Signal("TroponinI", "Troponin I", "ng/mL", ("TroponinI",), (0, 500), (0, 0.04)),
+    Signal("Hct", "Haematocrit", "%", ("Hct",), (5, 75), (36, 50)),
+    Signal("Hgb", "Haemoglobin", "g/dL", ("Hgb",), (1, 25), (12, 17)),
+    Signal("PTT", "Partial thromboplastin time", "s", ("PTT",), (5, 250), (25, 35)),
+    Signal("WBC", "White cells", "10^3/µL", ("WBC",), (0.05, 500), (4, 11)),
+    Signal("Fibrinogen", "Fibrinogen", "mg/dL", ("Fibrinogen",), (20, 2000), (200, 400)),
+    Signal("Platelets", "Platelets", "10^3/µL", ("Platelets",), (1, 3000), (150, 400)),
+)
+SEPSIS_STATIC = ("Age", "Gender", "Unit1", "Unit2", "HospAdmTime", "ICULOS")
+SEPSIS_HORIZON_HOURS = 6
+
+SEPSIS_SPEC = ModelSpec(
+    name="sepsis_gru",
+    modality="sepsis",
+    labels=("no sepsis within 6 h", "sepsis within 6 h"),
+    weights="sepsis_gru.pt",
+    card="sepsis_gru.md",
+    card_json="sepsis_gru.json",
+    positive_label="sepsis within 6 h",
+    description="Sepsis early warning, hourly risk of sepsis within 6 h (PhysioNet/CinC 2019, causal GRU + attention)",
+    extra={"variables": SEPSIS_VARIABLES, "static": SEPSIS_STATIC, "horizon_hours": SEPSIS_HORIZON_HOURS},
+)
+register_model("sepsis_gru", SEPSIS_SPEC)(_lazy("sepsis", "build_sepsis_gru"))

@@ -124,9 +124,18 @@ def card_headline(name: str) -> list[tuple[str, str]]:
         b = card.get("baseline", {}).get("macro_f1")
         return [("Test macro-F1", f"{t['macro_f1']:.3f}"), ("TF-IDF baseline macro-F1", f"{b:.3f}" if b else "-"),
                 ("Top-3 accuracy", f"{t['top3_accuracy']:.1%}"), ("Test notes", str(t["n"]))]
+    if modality == "sepsis":
+        gb = card.get("baselines", {}).get("gradient_boosting", {}).get("test", {}).get("utility")
+        return [("Normalized utility", f"{t['utility']:.3f}"), ("Boosted trees' utility", f"{gb:.3f}" if gb else "-"),
+                ("AUROC (hours)", f"{t['auroc']:.3f}"), ("Test patients", f"{t['patients']:,}")]
     if modality == "series" and "ratio_30" in t:
         return [("MAE / persistence, 30 min", f"{t['ratio_30']:.3f}"), ("MAE / persistence, 60 min", f"{t['ratio_60']:.3f}"),
                 ("80% coverage, 30 min", f"{t['coverage80_30']:.3f}"), ("Test windows", f"{t['n']:,}")]
+    if modality == "series" and "2019" in t:  # one model, evaluated per source
+        both = lambda k: " / ".join(f"{t[s].get(k, float('nan')):.3f}" for s in ("2012", "2019"))  # noqa: E731
+        return [("MAE / persistence, 2012 / 2019", both("mean_ratio_model")),
+                ("Boosted trees, 2012 / 2019", both("mean_ratio_trees")),
+                ("80% coverage, 2012 / 2019", both("mean_coverage80")), ("Test windows", f"{t['n']:,}")]
     if modality == "series":
         return [("MAE / persistence (mean)", f"{t['mean_ratio']:.3f}"),
                 ("Statistical baseline", f"{t.get('mean_ridge_ratio', float('nan')):.3f}"),

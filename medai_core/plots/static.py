@@ -250,3 +250,19 @@ def report_png(report: TrustReport, display: np.ndarray | None = None, signed: b
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()
+
+
+def sepsis_risk_png(hours: np.ndarray, risk: np.ndarray, threshold: float, alarm: np.ndarray) -> bytes:
+    """The hourly sepsis risk with the alarm threshold (dashed) and the alarming hours (red triangles)."""
+    fig = _figure(7.0, 2.6)
+    ax = fig.add_subplot()
+    ax.plot(hours, risk, color="#2c3e50", lw=1.8, label="risk of sepsis within 6 h")
+    al = np.asarray(alarm, bool)
+    if al.any():
+        ax.plot(np.asarray(hours)[al], np.asarray(risk)[al], "^", color="#c0392b", ms=5, label="alarm fires")
+    ax.axhline(threshold, color="#c0392b", ls="--", lw=1, label=f"threshold {threshold:.1%}")
+    ax.set_xlabel("hours since ICU admission")
+    ax.set_ylabel("risk")
+    ax.set_ylim(0, min(1.0, max(float(np.max(risk)), threshold) * 1.2))
+    ax.legend(fontsize=7, loc="upper left")
+    return _png(fig)

@@ -88,3 +88,38 @@ def test_clean_upload_says_nothing_was_changed():
     at.run()
     assert not at.exception
     assert any(e.label == "What we changed in your data: nothing" for e in at.expander)
+
+
+def _sepsis() -> AppTest:
+    at = _vitals()
+    at.radio(key="vitals.task").set_value("Sepsis early warning").run()
+    assert not at.exception
+    return at
+
+
+def test_sepsis_section_scores_an_upload_and_explains_an_hour():
+    from medai_core.workspaces.vitals.samples import synthetic_sepsis_record
+
+    at = _sepsis()
+    assert any("not a diagnosis" in i.value for i in at.info)
+    at.file_uploader(key="sepsis.upload").upload("p1.psv", synthetic_sepsis_record("deteriorating"), "text/plain")
+    at.run()
+    assert not at.exception and not at.error
+    assert {c.key for c in at.get("plotly_chart")} == {"sepsis.risk", "sepsis.att", "sepsis.attr", "sepsis.op"}
+    assert any(m.label == "Septic patients warned" for m in at.metric)
+    assert any(m.label == "First alarm" and m.value.startswith("hour") for m in at.metric)
+    at.radio(key="sepsis.method").set_value("occlusion").run()
+    at.select_slider(key="sepsis.hour").set_value(5).run()
+    assert not at.exception and not at.error
+    assert any(m.label == "Risk at hour 6" for m in at.metric)
+
+
+def test_sepsis_demo_and_bad_upload():
+    at = _sepsis()
+    at.radio(key="sepsis.source").set_value("Synthetic demo record").run()
+    assert not at.exception and not at.error
+    assert any("Synthetic" in c.value for c in at.caption)
+    at.radio(key="sepsis.source").set_value("Upload a .psv record").run()
+    at.file_uploader(key="sepsis.upload").upload("bad.psv", b"\x00\x01\x02 not a record", "text/plain")
+    at.run()
+    assert not at.exception and at.error

@@ -180,3 +180,22 @@ def test_vitals_upload_shows_forecast_and_attributions(server, browser, tmp_path
     page.wait_for_timeout(1500)
     _shot(page, "vitals.png")
     page.close()
+
+
+def test_sepsis_section_scores_a_psv_record(server, browser, tmp_path):
+    from medai_core.workspaces.vitals.samples import synthetic_sepsis_record
+
+    psv = tmp_path / "p000001.psv"
+    psv.write_bytes(synthetic_sepsis_record("deteriorating"))
+    url, _ = server
+    page = browser.new_page(viewport={"width": 1500, "height": 2800})
+    page.goto(f"{url}/vitals")
+    page.get_by_text("Sepsis early warning").first.click()
+    page.get_by_text("not a diagnosis").first.wait_for(timeout=60_000)
+    page.locator("input[type=file]").first.set_input_files(str(psv))
+    page.get_by_text("What moved the risk at hour").first.wait_for(timeout=60_000)
+    page.get_by_text("Septic patients warned").first.wait_for(timeout=60_000)
+    assert page.get_by_text("alarm threshold").count() > 0
+    page.wait_for_timeout(1500)
+    _shot(page, "sepsis.png")
+    page.close()

@@ -49,6 +49,10 @@ def _example_input(spec):
         stat = create_model(spec.name).static
         n_static = stat.in_features if stat is not None else 0
         return x, torch.ones_like(x), pad, torch.rand(2, n_static)
+    if spec.modality == "sepsis":  # (N, hours, features): values, masks, gaps, counts, demographics
+        from medai_core.models.sepsis import N_FEATURES
+
+        return torch.randn(2, 30, N_FEATURES)
     raise AssertionError(f"no example input for {spec.modality}")
 
 
@@ -61,6 +65,9 @@ def test_every_model_forward(name):
         out = model(*x) if isinstance(x, tuple) else model(x)
     if spec.modality == "series":  # (N, horizon, targets, quantiles)
         assert out.shape == (2, spec.extra["horizon"], spec.extra["n_targets"], 3) and torch.isfinite(out).all()
+        return
+    if spec.modality == "sepsis":  # one risk logit per hour
+        assert out.shape == (2, 30) and torch.isfinite(out).all()
         return
     n_out = 1 if spec.modality == "tabular" else len(spec.labels)  # binary models return one logit
     assert out.reshape(2, -1).shape == (2, n_out) and torch.isfinite(out).all()
