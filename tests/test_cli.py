@@ -146,3 +146,5 @@ def test_vitals_forecast_reads_a_physionet_2019_record(tmp_path: Path):
     assert line["changes"] == [{"field": "HR", "value": "0", "action": "dropped",
                                 "reason": "outside the plausible range 1-300 /min", "at": "4:00"}]
     assert any("SepsisLabel" in n and "never an input" in n for n in line["notices"])
+    # the 6 hours after the last row (ICULOS 12)
+    assert line["forecast"]["HR"]["time"] == [f"{h}:00" for h in range(13, 19)]

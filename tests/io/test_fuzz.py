@@ -290,6 +290,29 @@ def test_fuzz_physionet_2019_psv(data, forecasters):
     _only_input_errors(run, data)
 
 
+@given(data=csv_mutation(_PSV_SEEDS, sep="|", nasty=[*NASTY_CELLS, "|", "ICULOS", "SepsisLabel"]) | byte_mutation(_PSV_SEEDS))
+def test_fuzz_sepsis_records(data, sepsis):
+    """Any mangled record: a clear InputError, or a finite risk and a 0/1 alarm for every row."""
+    from medai_core.workspaces.vitals.sepsis import load_record, score_record
+
+    spec, model = sepsis
+
+    def run(b: bytes) -> None:
+        record = load_record(b, spec)
+        sc = score_record(model, spec, record)
+        assert len(sc.risk) == record.n_hours and np.isfinite(sc.risk).all()
+        assert all(c.action and c.reason for c in record.changes)
+
+    _only_input_errors(run, data)
+
+
+@pytest.fixture(scope="module")
+def sepsis():
+    from medai_core.models import get_spec, load_model
+
+    return get_spec("sepsis_gru"), load_model("sepsis_gru")
+
+
 # ---- cases the long run found (kept as regressions) ------------------------------------------------
 
 def test_trailing_comma_row_is_a_clear_error_not_an_index():
