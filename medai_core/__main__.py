@@ -314,6 +314,17 @@ def _vitals_train(args: argparse.Namespace) -> int:
         print(json.dumps({"out": args.out, "utility": r["test"]["utility"], "auroc": r["test"]["auroc"],
                           "auprc": r["test"]["auprc"]}))
         return 0
+    if args.model == "icu_pool_gru":
+        from medai_core.models.catalog import ICU_POOL_SPEC
+        from medai_core.train.icu_pool import train_pool
+        from medai_core.train.icu_pool_card import write_card as write_pool_card
+
+        r = train_pool(Path(args.data), Path(args.out), ICU_POOL_SPEC, **({"epochs": args.epochs} if args.epochs else {}),
+                       seed=args.seed, log=lambda m: print(m, file=sys.stderr))
+        write_pool_card(Path(args.out), r, ICU_POOL_SPEC)
+        print(json.dumps({"out": args.out, **{s: {k: r["test"][s].get(f"mean_ratio_{k}") for k in ("model", "ridge", "trees")}
+                                               | {"coverage80": r["test"][s]["mean_coverage80"]} for s in r["data"]}}))
+        return 0
     if args.model == "cgm_gru":
         from medai_core.train.cgm import train_cgm
 
@@ -401,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     np_.set_defaults(func=_notes_predict)
     _add_train(nt, "train notes_tfm on MTSamples and write weights, vocabulary + model card", "path to mtsamples.csv.gz",
                30, _notes_train)
-    vt = sub.add_parser("vitals", help="vital-sign series: forecast, train").add_subparsers(dest="cmd", required=True)
+    vt = sub.add_parser("vitals", help="vital-sign series: forecast, sepsis, train").add_subparsers(dest="cmd", required=True)
     vf = vt.add_parser("forecast", help="forecast series (CSV long/wide, PhysioNet .txt, or folders), one JSON line per series")
     vf.add_argument("paths", nargs="+", metavar="FILE")
     vf.add_argument("--model", default="icu_gru")
@@ -412,10 +423,12 @@ def build_parser() -> argparse.ArgumentParser:
     vs.add_argument("paths", nargs="+", metavar="FILE")
     vs.add_argument("--model", default="sepsis_gru")
     vs.set_defaults(func=_vitals_sepsis)
-    vtr = _add_train(vt, "train icu_gru (PhysioNet 2012 set-a folder), cgm_gru (Hall CGM csv) or sepsis_gru "
-                     "(PhysioNet 2019 folder)", "folder of PhysioNet 2012 .txt stays, the CGM csv for cgm_gru, or the "
-                     "folder of PhysioNet 2019 .psv records for sepsis_gru", None, _vitals_train)
-    vtr.add_argument("--model", default="icu_gru", choices=["icu_gru", "cgm_gru", "sepsis_gru"])
+    vtr = _add_train(vt, "train icu_gru (PhysioNet 2012 set-a folder), icu_pool_gru (2012 + 2019), cgm_gru (Hall CGM "
+                     "csv) or sepsis_gru (PhysioNet 2019 folder)",
+                     "folder of PhysioNet 2012 .txt stays; for icu_pool_gru the shared data folder holding "
+                     "physionet2012/set-a and physionet2019/training_setB; the CGM csv for cgm_gru; the folder of "
+                     "PhysioNet 2019 .psv records for sepsis_gru", None, _vitals_train)
+    vtr.add_argument("--model", default="icu_gru", choices=["icu_gru", "icu_pool_gru", "cgm_gru", "sepsis_gru"])
     mo = sub.add_parser("models", help="list registered models")
     mo.set_defaults(func=_models)
     return p

@@ -156,6 +156,29 @@ ICU_SPEC = ModelSpec(
 )
 register_model("icu_gru", ICU_SPEC)(_lazy("forecaster", "build_icu_gru"))
 
+# one forecaster for PhysioNet 2012 stays and 2019 records (issue 15): the same five targets, then every input
+# either source records (2019's pulse oximetry and end-tidal CO2; 2012's GCS and ventilation), masks where absent
+ICU_POOL_SIGNALS = ICU_SIGNALS[:ICU_TARGETS] + (
+    Signal("SpO2", "Pulse oximetry O2 saturation", "%", ("O2Sat", "SpO2"), (20, 100), (94, 100), None),
+    ICU_SIGNALS[7], ICU_SIGNALS[8], ICU_SIGNALS[5],
+    Signal("EtCO2", "End-tidal CO2", "mmHg", ("EtCO2",), (1, 100), (35, 45), None),
+    ICU_SIGNALS[6], ICU_SIGNALS[9])
+ICU_POOL_SERIES = SeriesSpec(ICU_POOL_SIGNALS, static=ICU_SERIES.static, step_minutes=60, min_history_steps=3,
+                             ignore=ICU_SERIES.ignore)
+ICU_POOL_HIDDEN = 64
+ICU_POOL_SPEC = ModelSpec(
+    name="icu_pool_gru",
+    modality="series",
+    labels=tuple(s.name for s in ICU_POOL_SIGNALS[:ICU_TARGETS]),
+    weights="icu_pool_gru.pt",
+    card="icu_pool_gru.md",
+    card_json="icu_pool_gru.json",
+    description="ICU vitals, next 6 h with 10/50/90% quantiles (PhysioNet 2012 + 2019, GRU + attention + window features)",
+    extra={"series": ICU_POOL_SERIES, "history": ICU_HISTORY, "horizon": ICU_HORIZON, "n_targets": ICU_TARGETS,
+           "quantiles": QUANTILES, "icu_static": True, "time_cap": 96},
+)
+register_model("icu_pool_gru", ICU_POOL_SPEC)(_lazy("forecaster", "build_icu_pool_gru"))
+
 CGM_SIGNALS = (Signal("Glucose", "Glucose", "mg/dL", ("Glucose", "gl", "glucose"), (20, 600), (70, 180), (70, 250)),)
 CGM_SERIES = SeriesSpec(CGM_SIGNALS, static=(), step_minutes=5, min_history_steps=6)
 CGM_HISTORY = 24  # 2 h of 5-minute readings

@@ -67,6 +67,7 @@ class QuantileForecaster(nn.Module):
         feats = [h[:, -1], ctx, x[:, -1], torch.where(ever > 0, age, torch.ones_like(age))]
         if self.static is not None:
             feats.insert(2, torch.relu(self.static(static)))
+        feats += self._head_inputs(x, m)
         out = self.head(torch.cat(feats, -1)).view(n, self.horizon, self.n_targets, 3)
         last = x[:, -1, : self.n_targets].unsqueeze(1)  # last observation carried forward (z units)
         med = last + out[..., 1]
@@ -80,6 +81,49 @@ class QuantileForecaster(nn.Module):
 
     def forward(self, x: torch.Tensor, m: torch.Tensor, pad: torch.Tensor, static: torch.Tensor) -> torch.Tensor:
         return self.forward_with_attention(x, m, pad, static)[0]
+
+    def _head_inputs(self, x: torch.Tensor, m: torch.Tensor) -> list[torch.Tensor]:
+        return []  # extra inputs to the head (subclasses)
+
+
+def window_features(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """Engineered summaries of a window, per signal (N, 5 S): the mean of the last 3 observed values, of the
+    observed values in the last 6 and 24 steps (each minus the last value; 0 where none), the least-squares
+    slope per step over the observed values of the last 6 steps (0 with fewer than 2), and the share of the
+    window's steps with an observation. The same quantities the tree baselines read, for the model's head."""
+    obs = (m > 0.5).to(x.dtype)
+    last = x[:, -1]
+    rank = obs.flip(1).cumsum(1).flip(1)  # 1 for the latest observation, 2 for the one before, ...
+
+    def mean_minus_last(sel: torch.Tensor) -> torch.Tensor:
+        k = sel.sum(1)
+        return torch.where(k > 0, (x * sel).sum(1) / k.clamp_min(1.0) - last, torch.zeros_like(last))
+
+    recent6 = torch.zeros_like(obs)
+    recent6[:, -6:] = obs[:, -6:]
+    t = torch.arange(x.shape[1], device=x.device, dtype=x.dtype).view(1, -1, 1)
+    k6 = recent6.sum(1)
+    tm = (t * recent6).sum(1) / k6.clamp_min(1.0)
+    xm = (x * recent6).sum(1) / k6.clamp_min(1.0)
+    cov = ((t - tm.unsqueeze(1)) * (x - xm.unsqueeze(1)) * recent6).sum(1)
+    var = (((t - tm.unsqueeze(1)) ** 2) * recent6).sum(1)
+    slope = torch.where(k6 >= 2, cov / var.clamp_min(1e-6), torch.zeros_like(last))
+    return torch.cat([mean_minus_last(obs * (rank <= 3)), mean_minus_last(recent6), mean_minus_last(obs), slope,
+                      obs.mean(1)], -1)
+
+
+class FeatureQuantileForecaster(QuantileForecaster):
+    """``QuantileForecaster`` whose head also reads ``window_features`` (recent means, slope, how often each
+    signal was measured): the summaries that make gradient-boosted trees strong, next to the GRU's state."""
+
+    def __init__(self, n_signals: int, n_targets: int, n_static: int, horizon: int, hidden: int = 64,
+                 dropout: float = 0.1) -> None:
+        super().__init__(n_signals, n_targets, n_static, horizon, hidden, dropout)
+        first = self.head[0]
+        self.head[0] = nn.Linear(first.in_features + 5 * n_signals, first.out_features)
+
+    def _head_inputs(self, x: torch.Tensor, m: torch.Tensor) -> list[torch.Tensor]:
+        return [window_features(x, m)]
 
 
 def quantile_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
@@ -103,18 +147,24 @@ def static_vector(static: dict[str, float], spec: ModelSpec, n_steps: int) -> li
     """ICU statics: age / 100, sex (1 male, 0 female, 0.5 unknown), ICU type one-hot (4), and hours since
     the record began at the forecast origin / 48 (PhysioNet records begin at ICU admission; for an
     upload, its first time stands for admission)."""
-    if spec.name != "icu_gru":
+    if spec.name != "icu_gru" and not spec.extra.get("icu_static"):
         return []
     age = static.get("Age")
     sex = static.get("Gender")
     icu = static.get("ICUType")
     onehot = [1.0 if icu == k else 0.0 for k in (1, 2, 3, 4)]
     return [(age if age is not None and 0 < age < 120 else 64.0) / 100.0,
-            sex if sex in (0.0, 1.0) else 0.5, *onehot, min(n_steps, 96) / 48.0]
+            sex if sex in (0.0, 1.0) else 0.5, *onehot, min(n_steps, spec.extra.get("time_cap", 96)) / 48.0]
 
 
 def build_icu_gru() -> QuantileForecaster:
     return QuantileForecaster(len(ICU_SIGNALS), ICU_TARGETS, 7, ICU_HORIZON)
+
+
+def build_icu_pool_gru() -> FeatureQuantileForecaster:
+    from medai_core.models.catalog import ICU_POOL_HIDDEN, ICU_POOL_SIGNALS
+
+    return FeatureQuantileForecaster(len(ICU_POOL_SIGNALS), ICU_TARGETS, 7, ICU_HORIZON, ICU_POOL_HIDDEN)
 
 
 # ---------------------------------------------------------------- continuous glucose monitoring
