@@ -77,6 +77,9 @@ if st.radio("Task", ["Forecast vital signs", "Sepsis early warning"], horizontal
                    f"{op['utility']:.3f}, AUROC {op['auroc']:.3f}, AUPRC {op['auprc']:.3f}"
                    + (f"; gradient-boosted trees {b['utility']:.3f} / {b['auroc']:.3f} / {b['auprc']:.3f}" if b else "")
                    + ". Warned = an alarm at some hour up to 3 h after onset; hours of warning = onset minus that alarm.")
+        st.markdown("**Per patient**: each held-out patient's highest hourly risk (up to 3 h after onset for the septic "
+                    "ones) against whether they became septic, with this stay's highest risk so far on it.")
+        ui.reliability_panel("sepsis_gru", float(sc.risk[: hour + 1].max()), key="sepsis.rel")
     with st.expander("Can I trust this map? Sanity check and faithfulness", expanded=False):
         rep = ui.trust_panel(f"sepsis|{key}", lambda progress: S.trust_sepsis(smodel, sspec, record, hour, method, exp, progress),
                              lambda r: st.plotly_chart(W.maps_side_by_side(r.cascade.trained, r.cascade.randomised,

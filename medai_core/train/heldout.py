@@ -34,12 +34,15 @@ from medai_core.trust.heldout import HELDOUT_SUFFIX
 from medai_core.trust.alarms import LOW, HIGH, alarm_events, alarm_probability, quantile_coverage
 from medai_core.train.heldout_common import TOLERANCE, _base, _check, _r, _same_ids  # noqa: F401 (re-exported)
 from medai_core.train.heldout_image import heldout_effnet
+from medai_core.train.heldout_sepsis import heldout_sepsis
 
-HELDOUT_MODELS = ("busi_cnn", "busi_effnet", "cxr_pneumonia", "support_ftt", "notes_tfm", "icu_gru", "cgm_gru")
+HELDOUT_MODELS = ("busi_cnn", "busi_effnet", "cxr_pneumonia", "support_ftt", "notes_tfm", "icu_gru", "icu_pool_gru", "cgm_gru",
+                  "sepsis_gru")
 DATA_ENV = "MEDAI_DATA_DIR"
 # the layout of ../shared/data (see its README); each training module's --data argument
 DATA_PATHS = {"busi_cnn": "busi", "busi_effnet": "busi", "cxr_pneumonia": "cxr_pneumonia", "support_ftt": "support2/support2.csv", "notes_tfm": "mtsamples/mtsamples.csv.gz",
-              "icu_gru": "physionet2012/set-a", "cgm_gru": "cgm_hall/example_data_hall.csv"}
+              "icu_gru": "physionet2012/set-a", "icu_pool_gru": ".", "cgm_gru": "cgm_hall/example_data_hall.csv",
+              "sepsis_gru": "physionet2019/training_setB"}
 ALARM_THRESHOLD = 0.1  # score >= 0.1 <=> the 80% interval reaches the limit: the vitals page's warning
 CGM_ALARM_STRIDE = 12  # every 12th test window (about one per hour: horizons barely overlap)
 CGM_EXTRA_ALARMS = (("Glucose", "high", 180.0, "top of the spec's normal range 70-180 mg/dL (time above range)"),)
@@ -292,6 +295,46 @@ def heldout_icu(path: Path) -> dict[str, Any]:
     return out
 
 
+def heldout_icu_pool(path: Path, name: str = "icu_pool_gru") -> dict[str, Any]:
+    """Both sources' test windows (``path``: the shared data folder); alarms on one 6 h block in 8 of each stay."""
+    from medai_core.models import load_model
+    from medai_core.train.icu_data import subset
+    from medai_core.train.icu_pool import EVAL, SEED, Windows, evaluate, load_sources, predict, split_sources
+
+    card, spec, model = read_card(name), get_spec(name), load_model(name)
+    stays = load_sources(path, spec, tuple(card["data"]), log=None)
+    split = split_sources(stays, card["training"].get("seed", SEED))
+    out = _base(name, "forecaster", 0, "PhysioNet/CinC 2012 set-a and 2019 training set B (physionet2012/set-a, "
+                "physionet2019/training_setB)", "patients permuted per source with the card's seed, 70/15/15 "
+                "(medai_core.train.icu_pool.split_sources); windows as in the card")
+    got: dict[str, list] = {"test": [], "val": [], "sub": []}
+    for s, st in stays.items():
+        _same_ids(name, st["ids"][split[s]["test"]].tolist(), card["data"][s].get("test_ids"))
+        for k in ("test", "val"):
+            w = Windows(subset(st, split[s][k]), spec, model.mean.numpy(), model.std.numpy(), EVAL[s], True, s)
+            t, p = w.targets(), predict(model, w)
+            got[k].append((p, t["y"], t["ymask"], t["last"]))
+            if k == "test":
+                res = evaluate(p, t, w.stay, spec.labels, n_boot=0)
+                for key in ("mean_ratio_model", "mean_coverage80"):
+                    _check(name, f"{s}_{key}", res[key], card["test"][s][key], out["meta"]["reproduced"])
+                rel = w.end - EVAL[s] - st["first"][split[s]["test"]][w.stay]  # hours since the first cut point
+                got["sub"].append((rel % 6 == 0) & (((rel // 6) + w.stay) % 8 == 0))  # one block in 8: a small file
+    test, val = (tuple(np.concatenate(c) for c in zip(*got[k])) for k in ("test", "val"))
+    sub = np.concatenate(got["sub"])
+    targets = spec.extra["series"].signals[:spec.extra["n_targets"]]
+    n_stays = sum(len(split[s]["test"]) for s in stays)
+    out |= {"n": int(len(sub)), "labels": [s.name for s in targets], "n_stays": int(n_stays), "n_alarm_windows": int(sub.sum()),
+            "coverage": _coverage_rows(test[0], test[1], test[2] & ~np.isnan(test[3])[:, None, :], targets, 60),
+            "alarms": _alarm_rows(tuple(a[sub] for a in test), val, alarm_definitions(targets), 60, "hourly means")}
+    out["meta"]["note"] = (
+        f"Coverage: every test window of both sources ({len(sub):,}; {n_stays:,} patients). Alarms: {int(sub.sum()):,} "
+        "test windows, one 6-hour block in every 8 of each stay (staggered between stays), so horizons never overlap; "
+        "per alarm, windows whose signal has no earlier value or no value in the horizon are left out. Calibration "
+        "fitted on all validation windows of both sources.")
+    return out
+
+
 def heldout_cgm(path: Path) -> dict[str, Any]:
     from medai_core.models import load_model
     from medai_core.models.forecaster import CGM_SIGNALS
@@ -332,7 +375,7 @@ def heldout_cgm(path: Path) -> dict[str, Any]:
 BUILDERS: dict[str, Callable[[Path], dict[str, Any]]] = {
     "busi_cnn": heldout_busi, "busi_effnet": lambda p: heldout_effnet("busi_effnet", p),
     "cxr_pneumonia": lambda p: heldout_effnet("cxr_pneumonia", p), "support_ftt": heldout_support, "notes_tfm": heldout_notes,
-    "icu_gru": heldout_icu, "cgm_gru": heldout_cgm}
+    "icu_gru": heldout_icu, "icu_pool_gru": heldout_icu_pool, "cgm_gru": heldout_cgm, "sepsis_gru": heldout_sepsis}
 
 
 # ---------------------------------------------------------------- model-card section
@@ -370,7 +413,7 @@ def card_section(d: dict[str, Any]) -> str:
                     f"and the true outcome: the app draws the reliability diagram (10 bins, Wilson 95% intervals; ECE "
                     f"{curve.ece:.3f}) and the sensitivity, specificity, PPV and NPV at an adjustable threshold. At the "
                     f"shipped threshold {ho.threshold:.3f} ({ho.threshold_source}): sensitivity {_fmt(op.sensitivity)}, "
-                    f"specificity {_fmt(op.specificity)}, PPV {_fmt(op.ppv)}, NPV {_fmt(op.npv)}.")
+                    f"specificity {_fmt(op.specificity)}, PPV {_fmt(op.ppv)}, NPV {_fmt(op.npv)}. " + d["meta"].get("note", ""))
         return f"{SECTION}\n{para(body)}\n\n{how}\n"
     cov = "; ".join(f"{c.signal} {', '.join(f'{o:.2f}' for o in c.observed)}" for c in ho.coverage)
     rows = []

@@ -105,7 +105,8 @@ def test_sepsis_section_scores_an_upload_and_explains_an_hour():
     at.file_uploader(key="sepsis.upload").upload("p1.psv", synthetic_sepsis_record("deteriorating"), "text/plain")
     at.run()
     assert not at.exception and not at.error
-    assert {c.key for c in at.get("plotly_chart")} == {"sepsis.risk", "sepsis.att", "sepsis.attr", "sepsis.op"}
+    assert {c.key for c in at.get("plotly_chart")} == {"sepsis.risk", "sepsis.att", "sepsis.attr", "sepsis.op",
+                                                       "sepsis.rel.rel", "sepsis.rel.sweep"}
     assert any(m.label == "Septic patients warned" for m in at.metric)
     assert any(m.label == "First alarm" and m.value.startswith("hour") for m in at.metric)
     at.radio(key="sepsis.method").set_value("occlusion").run()
