@@ -48,13 +48,23 @@ class SepsisRecord:
         return len(self.values)
 
 
-def _numbers(col: pd.Series, name: str, at: pd.Series, changes: list[DataChange]) -> np.ndarray:
-    text = col.fillna("").astype(str).str.strip()
-    num = pd.to_numeric(text, errors="coerce")
-    bad = num.isna() & ~text.str.lower().isin(("", "nan", "na", "null", "none"))
-    for i in np.flatnonzero(bad.to_numpy())[:200]:
-        changes.append(DataChange(int(i) + 1, name, str(at.iloc[i]), text.iloc[i][:40], SET_MISSING, "not a number"))
-    return num.to_numpy(np.float64)
+_MISSING = ("", "nan", "na", "null", "none")
+
+
+def _number_table(df: pd.DataFrame, columns: list[str], at: pd.Series, changes: list[DataChange]) -> np.ndarray:
+    """The ``columns`` of a table of strings as floats (T, C), in one vectorised pass; a cell that is neither a
+    number nor blank/NaN becomes NaN and a ``DataChange`` (at most 200 listed per column)."""
+    if not columns:
+        return np.zeros((len(df), 0))
+    cells = df[columns].to_numpy(dtype=object)
+    flat = pd.Series(cells.ravel(order="F")).fillna("").astype(str).str.strip()
+    num = pd.to_numeric(flat, errors="coerce")
+    bad = (num.isna() & ~flat.str.lower().isin(_MISSING)).to_numpy().reshape(len(columns), len(df))
+    for j, c in enumerate(columns):
+        for i in np.flatnonzero(bad[j])[:200]:
+            changes.append(DataChange(int(i) + 1, c, str(at.iloc[i]), flat.iloc[j * len(df) + i][:40], SET_MISSING,
+                                      "not a number"))
+    return num.to_numpy(np.float64).reshape(len(columns), len(df)).T
 
 
 def _plausible(values: np.ndarray, variables: tuple[Signal, ...], at: np.ndarray, changes: list[DataChange]) -> None:
@@ -76,15 +86,18 @@ def _from_psv(df: pd.DataFrame, variables: tuple[Signal, ...], static: tuple[str
     if "ICULOS" not in df.columns:
         raise InputError("This .psv record has no ICULOS column (hours since ICU admission).")
     at = df["ICULOS"].fillna("").astype(str).str.strip()
-    hours = _numbers(df["ICULOS"], "ICULOS", at, changes)
+    hours = _number_table(df, ["ICULOS"], at, changes)[:, 0]
     hours = np.where(np.isnan(hours), np.arange(1, len(df) + 1), hours)
     missing = [s.name for s in variables if s.name not in df.columns]
     if missing:
         notices.append(f"Columns not in the file, treated as never measured: {', '.join(missing)}.")
-    values = np.stack([_numbers(df[s.name], s.name, at, changes) if s.name in df.columns else np.full(len(df), np.nan)
-                       for s in variables], 1)
-    stat = np.stack([_numbers(df[c], c, at, changes) if c in df.columns else np.full(len(df), np.nan)
-                     for c in static[:-1]] + [hours], 1)
+    wanted = [s.name for s in variables] + list(static[:-1])
+    present = [c for c in wanted if c in df.columns]
+    table = _number_table(df, present, at, changes)
+    col = {c: table[:, k] for k, c in enumerate(present)}
+    blank = np.full(len(df), np.nan)
+    values = np.stack([col.get(s.name, blank) for s in variables], 1)
+    stat = np.stack([col.get(c, blank) for c in static[:-1]] + [hours], 1)
     label = None
     if "SepsisLabel" in df.columns:
         label = np.nan_to_num(pd.to_numeric(df["SepsisLabel"].astype(str).str.strip(), errors="coerce").to_numpy(), nan=0)
@@ -100,7 +113,7 @@ def _from_2012(df: pd.DataFrame, variables: tuple[Signal, ...], static: tuple[st
     changes: list[DataChange] = []
     t = df["time"].fillna("").astype(str).str.strip().str.split(":", n=1, expand=True)
     minutes = pd.to_numeric(t[0], errors="coerce") * 60 + pd.to_numeric(t.get(1, 0), errors="coerce")
-    val = _numbers(df["value"], "value", df["time"], changes)
+    val = _number_table(df, ["value"], df["time"].fillna("").astype(str), changes)[:, 0]
     ok = minutes.notna().to_numpy() & (minutes.to_numpy() >= 0)
     hour = np.where(ok, minutes.fillna(0).to_numpy() // 60, -1).astype(int)
     n = int(hour.max()) + 1 if ok.any() else 0
