@@ -263,8 +263,11 @@ def reliability_panel(name: str, current: float | None, *, key: str, view: str |
             f"New crossings only (leave out the {n_start} held-out windows already past the limit when the forecast "
             "starts)", key=f"{key}.{view}.new")
     v = reliability_view(held, view, new_only)
-    thr = st.slider("Operating threshold", 0.0, 1.0, float(round(v.default_threshold, 2)), 0.01, key=f"{key}.{view}.thr",
-                    help=f"Default {v.default_threshold:.2f}: {v.threshold_source}. "
+    fine = v.default_threshold < 0.1  # a rare-event alarm (sepsis: about 0.02) needs a finer step than 0.01
+    digits = 3 if fine else 2
+    thr = st.slider("Operating threshold", 0.0, 1.0, float(round(v.default_threshold, digits)), 10.0 ** -digits,
+                    key=f"{key}.{view}.thr", format=f"%.{digits}f",
+                    help=f"Default {v.default_threshold:.{digits}f}: {v.threshold_source}. "
                          "Moving it changes only the rates below, not the model's decision.")
     op = operating_point(v.probs, v.outcomes, thr)
     c = st.columns(5)
@@ -277,7 +280,7 @@ def reliability_panel(name: str, current: float | None, *, key: str, view: str |
     f1, f2 = st.columns(2)
     f1.plotly_chart(rel, key=f"{key}.rel")
     f2.plotly_chart(sweep, key=f"{key}.sweep")
-    where = "" if current is None else (f" This case: **{current:.0%}**, " + ("at or above" if current >= thr else "below")
+    where = "" if current is None else (f" This case: **{current:.{1 if fine else 0}%}**, " + ("at or above" if current >= thr else "below")
                                         + " the threshold.")
     st.caption(f"{v.what}. 95% Wilson intervals.{where} {caption}")
     if held.kind == "forecaster" and held.coverage:

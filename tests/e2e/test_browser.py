@@ -188,7 +188,7 @@ def test_sepsis_section_scores_a_psv_record(server, browser, tmp_path):
     psv = tmp_path / "p000001.psv"
     psv.write_bytes(synthetic_sepsis_record("deteriorating"))
     url, _ = server
-    page = browser.new_page(viewport={"width": 1500, "height": 2800})
+    page = browser.new_page(viewport={"width": 1500, "height": 3900})
     page.goto(f"{url}/vitals")
     page.get_by_text("Sepsis early warning").first.click()
     page.get_by_text("not a diagnosis").first.wait_for(timeout=60_000)
