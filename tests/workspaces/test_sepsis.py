@@ -78,3 +78,11 @@ def test_case_report_pdf(model, record):
     assert rep.prediction.startswith("Alarm from ICU hour") and len(rep.figures) == 2
     assert rep.tables[0].rows and rep.explanation_method
     assert build_pdf(rep, False)[:4] == b"%PDF"
+
+
+def test_sepsis_label_is_never_an_input(model, record):
+    lines = S.synthetic_sepsis_record("deteriorating").decode().splitlines()
+    flipped = [lines[0]] + [line[: line.rindex("|")] + "|1" for line in lines[1:]]
+    other = S.load_record(("\n".join(flipped) + "\n").encode(), SPEC)
+    assert other.recorded_label.all() and not record.recorded_label.any()
+    np.testing.assert_array_equal(S.score_record(model, SPEC, other).risk, S.score_record(model, SPEC, record).risk)
