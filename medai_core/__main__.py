@@ -27,7 +27,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 
 def _iter_files(paths: Sequence[str]) -> Iterator[Path]:
@@ -276,27 +276,41 @@ def _vitals_sepsis(args: argparse.Namespace) -> int:
     ``"changes"`` (each value set aside) where there are any; or ``{"file", "error"}`` (exit status 1)."""
     from medai_core.errors import MedAIError
     from medai_core.models import get_spec, load_model
-    from medai_core.workspaces.vitals.sepsis import load_record, score_record
+    from medai_core.workspaces.vitals.sepsis import load_record, score_records
 
     spec = get_spec(args.model)
     if spec.modality != "sepsis":
         raise UnknownModality(args.model, "sepsis")
     model = load_model(args.model)
     failed = 0
+    batch: list[tuple[Path, Any]] = []
+
+    def flush() -> None:  # score the read records together (one padded pass), print in input order
+        scores = score_records(model, spec, [r for _, r in batch]) if batch else []
+        for (path, record), sc in zip(batch, scores):
+            line = {"file": str(path), "model": args.model, **sc.to_json()}
+            if record.kind != "psv":
+                line["hours"] = [int(h) for h in record.hours]
+            if record.changes:
+                line["changes"] = [c.to_json() for c in record.changes]
+            print(json.dumps(line), flush=True)
+        batch.clear()
+
     for path in _iter_files(args.paths):
         try:
             if not path.exists():
                 raise MedAIError("No such file.")
             record = load_record(path, spec, path.name)
-            line = {"file": str(path), "model": args.model, **score_record(model, spec, record).to_json()}
-            if record.kind != "psv":
-                line["hours"] = [int(h) for h in record.hours]
-            if record.changes:
-                line["changes"] = [c.to_json() for c in record.changes]
+            if record.n_hours == 0:
+                raise MedAIError("The record has no rows to score.")
+            batch.append((path, record))
+            if len(batch) == 64:
+                flush()
         except MedAIError as exc:
+            flush()
             failed += 1
-            line = {"file": str(path), "error": str(exc)}
-        print(json.dumps(line), flush=True)
+            print(json.dumps({"file": str(path), "error": str(exc)}), flush=True)
+    flush()
     return 1 if failed else 0
 
 

@@ -17,7 +17,7 @@ import pandas as pd
 from medai_core.errors import InputError
 from medai_core.io.changes import SET_MISSING, DataChange
 from medai_core.io.series_spec import Signal
-from medai_core.io.vitals import read_table
+from medai_core.io.vitals import MAX_BYTES, MAX_ROWS, PHYSIONET_2019_COLUMNS, read_table
 
 MAX_HOURS = 2_000  # about 12 weeks of hourly rows; the attention is quadratic in the hours
 
@@ -137,6 +137,40 @@ def _from_2012(df: pd.DataFrame, variables: tuple[Signal, ...], static: tuple[st
     return values, stat.astype(np.float64), np.arange(1, n + 1, dtype=np.float64), None, changes, [notice]
 
 
+def _clean_psv(raw: bytes) -> pd.DataFrame | None:
+    """Fast path: a well-formed .psv whose every cell is a number or NaN, parsed by pandas' C float parser
+    (about 3 ms for a median stay, against 14 ms through the string table). None sends the file down the
+    checked path, which reports every bad cell."""
+    import io
+
+    head = raw[:4096].split(b"\n", 1)[0].decode("ascii", "ignore")
+    cols = [c.strip() for c in head.split("|")]
+    if b"\x00" in raw[:8192] or "ICULOS" not in cols or len(set(cols)) != len(cols) or not set(cols) <= set(PHYSIONET_2019_COLUMNS):
+        return None
+    try:
+        df = pd.read_csv(io.BytesIO(raw), sep="|", dtype=np.float64, nrows=MAX_ROWS + 1)
+    except (ValueError, pd.errors.ParserError):
+        return None
+    return df if 0 < len(df) <= MAX_ROWS and list(df.columns) == cols else None
+
+
+def _from_clean(df: pd.DataFrame, variables: tuple[Signal, ...], static: tuple[str, ...]
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, list[DataChange], list[str]]:
+    n = len(df)
+    blank = np.full(n, np.nan)
+    hours = df["ICULOS"].to_numpy(np.float64)
+    hours = np.where(np.isnan(hours), np.arange(1, n + 1), hours)
+    missing = [s.name for s in variables if s.name not in df.columns]
+    notices = [f"Columns not in the file, treated as never measured: {', '.join(missing)}."] if missing else []
+    values = np.stack([df[s.name].to_numpy(np.float64) if s.name in df.columns else blank for s in variables], 1)
+    stat = np.stack([df[c].to_numpy(np.float64) if c in df.columns else blank for c in static[:-1]] + [hours], 1)
+    label = None
+    if "SepsisLabel" in df.columns:
+        label = np.nan_to_num(df["SepsisLabel"].to_numpy(np.float64), nan=0)
+        notices.append("SepsisLabel is the recorded outcome: shown for comparison, never an input to the risk.")
+    return values, stat, hours, label, [], notices
+
+
 def load_sepsis_record(data: bytes | Path | str, variables: tuple[Signal, ...], static: tuple[str, ...],
                        name: str = "") -> SepsisRecord:
     """Read a PhysioNet 2019 ``.psv`` record (one row per hour, kept in file order) or a 2012 ``.txt`` stay.
@@ -144,12 +178,23 @@ def load_sepsis_record(data: bytes | Path | str, variables: tuple[Signal, ...], 
     Raises:
         InputError: for what is wrong with the whole file (empty, not a record, too long).
     """
-    df, kind = read_table(data, name)
-    if kind == "psv":
-        values, stat, hours, label, changes, notices = _from_psv(df, variables, static)
+    raw = data
+    if isinstance(data, Path) and data.is_file():
+        try:
+            raw = data.read_bytes()
+        except OSError:
+            pass  # read_table reports it
+    clean = _clean_psv(raw) if isinstance(raw, bytes) and len(raw) <= MAX_BYTES else None
+    if clean is not None:
+        values, stat, hours, label, changes, notices = _from_clean(clean, variables, static)
+        kind = "psv"
     else:
-        values, stat, hours, label, changes, notices = _from_2012(df, variables, static)
-        kind = "physionet2012"
+        df, kind = read_table(data, name)
+        if kind == "psv":
+            values, stat, hours, label, changes, notices = _from_psv(df, variables, static)
+        else:
+            values, stat, hours, label, changes, notices = _from_2012(df, variables, static)
+            kind = "physionet2012"
     if len(values) > MAX_HOURS:
         raise InputError(f"The record has {len(values):,} hourly rows; at most {MAX_HOURS:,} are scored at once.")
     _plausible(values, variables, hours, changes)

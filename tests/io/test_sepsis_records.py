@@ -58,3 +58,19 @@ def test_physionet_2012_stay_on_an_hourly_grid():
 def test_whole_file_problems_are_refused_with_a_message(data: bytes):
     with pytest.raises(InputError):
         _load(data)
+
+
+def test_the_fast_path_reads_a_clean_record_exactly_as_the_checked_path(monkeypatch):
+    import medai_core.io.sepsis as io_sepsis
+    from medai_core.workspaces.vitals.samples import synthetic_sepsis_record
+
+    data = synthetic_sepsis_record("deteriorating")
+    assert io_sepsis._clean_psv(data) is not None
+    fast = _load(data)
+    monkeypatch.setattr(io_sepsis, "_clean_psv", lambda raw: None)
+    slow = _load(data)
+    for a in ("values", "static", "hours", "recorded_label"):
+        np.testing.assert_array_equal(getattr(fast, a), getattr(slow, a))
+    assert fast.notices == slow.notices and fast.changes == slow.changes == ()
+    # a cell that is not a number takes the checked path, which reports it
+    assert io_sepsis._clean_psv(data.replace(b"|84|", b"|abc|", 1)) is None

