@@ -124,3 +124,20 @@ def test_sepsis_demo_and_bad_upload():
     at.file_uploader(key="sepsis.upload").upload("bad.psv", b"\x00\x01\x02 not a record", "text/plain")
     at.run()
     assert not at.exception and at.error
+
+
+def test_pooled_forecaster_on_a_physionet_2019_record():
+    """icu_pool_gru on the same page: a .psv upload gets the forecast, attention, attributions, the held-out alarm
+    reliability and the interval coverage, and the sanity-check explainer choices."""
+    from medai_core.workspaces.vitals.samples import synthetic_sepsis_record
+
+    at = _vitals()
+    at.selectbox(key="vitals.model").set_value("icu_pool_gru").run()
+    at.file_uploader(key="vitals.upload").upload("p1.psv", synthetic_sepsis_record("deteriorating"), "text/plain")
+    at.run()
+    assert not at.exception and not at.error
+    assert {c.key for c in at.get("plotly_chart")} == {"vitals.chart", "vitals.attr", "vitals.rel.rel",
+                                                       "vitals.rel.sweep", "vitals.rel.cov"}
+    assert any("SepsisLabel" in i.value for i in at.info)  # read as the outcome, never an input
+    at.radio(key="vitals.method").set_value("occlusion").run()
+    assert not at.exception and not at.error
