@@ -141,3 +141,15 @@ def test_pooled_forecaster_on_a_physionet_2019_record():
     assert any("SepsisLabel" in i.value for i in at.info)  # read as the outcome, never an input
     at.radio(key="vitals.method").set_value("occlusion").run()
     assert not at.exception and not at.error
+
+
+def test_sanity_check_of_the_sepsis_map():
+    from medai_core.workspaces.vitals.samples import synthetic_sepsis_record
+
+    at = _sepsis()
+    at.file_uploader(key="sepsis.upload").upload("p1.psv", synthetic_sepsis_record("deteriorating"), "text/plain")
+    at.run()
+    boxes = run_sanity_toggle(at)
+    assert not at.exception
+    assert any(v in " ".join(boxes) for v in ("passes", "weak", "fails"))
+    assert "sepsis.sanity.maps" in {c.key for c in at.get("plotly_chart")}
