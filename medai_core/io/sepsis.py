@@ -67,41 +67,36 @@ def _number_table(df: pd.DataFrame, columns: list[str], at: pd.Series, changes: 
     return num.to_numpy(np.float64).reshape(len(columns), len(df)).T
 
 
+def implausible_mask(values: np.ndarray, variables: tuple[Signal, ...]) -> np.ndarray:
+    """(T, V) -> True where a measured value is outside its variable's plausible range (training and uploads)."""
+    lo = np.array([s.plausible[0] for s in variables], np.float32)
+    hi = np.array([s.plausible[1] for s in variables], np.float32)
+    with np.errstate(invalid="ignore"):
+        return ~np.isnan(values) & ((values < lo) | (values > hi))
+
+
 def _plausible(values: np.ndarray, variables: tuple[Signal, ...], at: np.ndarray, changes: list[DataChange]) -> None:
+    bad = implausible_mask(values, variables)
     for j, s in enumerate(variables):
         lo, hi = s.plausible
-        col = values[:, j]
-        with np.errstate(invalid="ignore"):
-            bad = ~np.isnan(col) & ((col < lo) | (col > hi))
-        for i in np.flatnonzero(bad)[:200]:
-            changes.append(DataChange(int(i) + 1, s.name, f"{at[i]:g} h", f"{col[i]:g}", SET_MISSING,
+        for i in np.flatnonzero(bad[:, j])[:200]:
+            changes.append(DataChange(int(i) + 1, s.name, f"{at[i]:g} h", f"{values[i, j]:g}", SET_MISSING,
                                       f"outside the plausible range {lo:g}-{hi:g}{' ' + s.unit if s.unit else ''}"))
-        col[bad] = np.nan
+    values[bad] = np.nan
 
 
 def _from_psv(df: pd.DataFrame, variables: tuple[Signal, ...], static: tuple[str, ...]
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, list[DataChange], list[str]]:
-    changes: list[DataChange] = []
-    notices: list[str] = []
+    """The checked path: every cell read as text, the ones that are not numbers listed, then as ``_from_clean``."""
     if "ICULOS" not in df.columns:
         raise InputError("This .psv record has no ICULOS column (hours since ICU admission).")
+    changes: list[DataChange] = []
     at = df["ICULOS"].fillna("").astype(str).str.strip()
-    hours = _number_table(df, ["ICULOS"], at, changes)[:, 0]
-    hours = np.where(np.isnan(hours), np.arange(1, len(df) + 1), hours)
-    missing = [s.name for s in variables if s.name not in df.columns]
-    if missing:
-        notices.append(f"Columns not in the file, treated as never measured: {', '.join(missing)}.")
-    wanted = [s.name for s in variables] + list(static[:-1])
-    present = [c for c in wanted if c in df.columns]
-    table = _number_table(df, present, at, changes)
-    col = {c: table[:, k] for k, c in enumerate(present)}
-    blank = np.full(len(df), np.nan)
-    values = np.stack([col.get(s.name, blank) for s in variables], 1)
-    stat = np.stack([col.get(c, blank) for c in static[:-1]] + [hours], 1)
-    label = None
-    if "SepsisLabel" in df.columns:
-        label = np.nan_to_num(pd.to_numeric(df["SepsisLabel"].astype(str).str.strip(), errors="coerce").to_numpy(), nan=0)
-        notices.append("SepsisLabel is the recorded outcome: shown for comparison, never an input to the risk.")
+    cols = ["ICULOS"] + [c for c in [s.name for s in variables] + list(static[:-1]) if c in df.columns]
+    num = pd.DataFrame(_number_table(df, cols, at, changes), columns=cols, index=df.index)
+    if "SepsisLabel" in df.columns:  # the outcome, for display only: unreadable = 0, never reported
+        num["SepsisLabel"] = pd.to_numeric(df["SepsisLabel"].astype(str).str.strip(), errors="coerce")
+    values, stat, hours, label, _, notices = _from_clean(num, variables, static)
     return values, stat, hours, label, changes, notices
 
 

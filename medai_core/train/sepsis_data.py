@@ -10,18 +10,11 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from medai_core.io.sepsis import implausible_mask
 from medai_core.models.catalog import SEPSIS_STATIC, SEPSIS_VARIABLES
 
 SEED = 20261123  # one seed for every trainer (medai_core.train.busi.SEED)
 VAR_NAMES = tuple(s.name for s in SEPSIS_VARIABLES)
-
-
-def implausible_mask(values: np.ndarray) -> np.ndarray:
-    """(T, 34) -> True where a measured value is outside its variable's plausible range."""
-    lo = np.array([s.plausible[0] for s in SEPSIS_VARIABLES], np.float32)
-    hi = np.array([s.plausible[1] for s in SEPSIS_VARIABLES], np.float32)
-    with np.errstate(invalid="ignore"):
-        return ~np.isnan(values) & ((values < lo) | (values > hi))
 
 
 def load_records(folder: Path, log: Callable[[str], None] | None = print, limit: int | None = None) -> dict[str, Any]:
@@ -41,7 +34,7 @@ def load_records(folder: Path, log: Callable[[str], None] | None = print, limit:
         if log and i % 2000 == 0:
             log(f"read {i} records")
     values = np.concatenate(vals)
-    bad = implausible_mask(values)
+    bad = implausible_mask(values, SEPSIS_VARIABLES)
     values[bad] = np.nan
     return {"values": values, "static": np.concatenate(stat), "labels": np.concatenate(labs),
             "offsets": np.concatenate([[0], np.cumsum(lens)]).astype(np.int64), "ids": np.array(ids),

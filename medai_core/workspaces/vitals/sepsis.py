@@ -61,16 +61,9 @@ def record_inputs(model: nn.Module, record: SepsisRecord, upto: int | None = Non
     return torch.from_numpy(x).unsqueeze(0)
 
 
-@torch.inference_mode()
 def score_record(model: nn.Module, spec: ModelSpec, record: SepsisRecord) -> SepsisScore:
     """Risk and alarm at every row (the GRU runs forward and attention looks back only: row t uses rows <= t)."""
-    if record.n_hours == 0:
-        raise InputError("The record has no rows to score.")
-    t0 = time.perf_counter()
-    logits, att = model.forward_with_attention(record_inputs(model, record))
-    risk = model.risk(logits)[0].numpy().astype(np.float64)
-    thr = float(model.threshold)
-    return SepsisScore(risk, risk >= thr, thr, att[0].numpy(), time.perf_counter() - t0)
+    return score_records(model, spec, [record])[0]
 
 
 @torch.inference_mode()
@@ -115,7 +108,7 @@ def trust_sepsis(model: nn.Module, spec: ModelSpec, record: SepsisRecord, hour: 
     fn, _ = explainer_for(method, "sepsis")
     x = record_inputs(model, record, hour)
     cascade = cascading_randomisation(model, lambda m: fn(m, (x,), hour).attributions, progress=p1)
-    nv = spec.extra["variables"].__len__()
+    nv = len(spec.extra["variables"])
     units = torch.full(x.shape[1:], -1, dtype=torch.long)
     units[:, :nv] = torch.arange(x.shape[1] * nv).view(-1, nv)
     ref = x[0].clone()
