@@ -222,6 +222,16 @@ def route_via_app() -> None:
         st.rerun()
 
 
+@st.cache_data(show_spinner=False)
+def cached_operating_point(name: str) -> dict:
+    """The sepsis model's held-out operating point and threshold table from its card, read once per process
+    (``workspaces.vitals.sepsis.operating_point``; each session gets its own copy)."""
+    from medai_core.models import get_spec
+    from medai_core.workspaces.vitals.sepsis import operating_point
+
+    return operating_point(get_spec(name))
+
+
 @st.cache_resource(show_spinner=False)
 def cached_heldout(name: str):  # noqa: ANN201 - a HeldOut
     """The model's shipped held-out results (assets/<name>.heldout.json), loaded once per process."""

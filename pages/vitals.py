@@ -65,7 +65,7 @@ if st.radio("Task", ["Forecast vital signs", "Sepsis early warning"], horizontal
                "the risk, blue lowered it, against every value at its training mean (what was measured, and when, kept). "
                "Hover for each value in its unit; the 20 variables with the most attribution are shown.")
     with st.expander("How reliable is the alarm? Held-out patients at the operating point", expanded=True):
-        op = S.operating_point(sspec)
+        op = ui.cached_operating_point(sspec.name)
         c = st.columns(4)
         c[0].metric("Septic patients warned", f"{op['sensitivity_patients']:.0%}")
         c[1].metric("PPV (patients alarmed)", f"{op['ppv_patients']:.0%}")
