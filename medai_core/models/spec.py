@@ -87,6 +87,15 @@ def read_card(name: str) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+def weights_digest(name: str) -> str:
+    """The sha256 of ``name``'s shipped weights as its card records it (``load_model`` checks the file against
+    it), or ``"unknown"`` when the card does not say. Cheap: no weights are read."""
+    try:
+        return str(read_card(name).get("weights_sha256") or "unknown")
+    except ModelError:
+        return "unknown"
+
+
 def read_card_markdown(name: str) -> str:
     spec = get_spec(name)
     path = assets_dir() / spec.card
