@@ -42,10 +42,10 @@ def _iter_files(paths: Sequence[str]) -> Iterator[Path]:
 def _image_predict(args: argparse.Namespace) -> int:
     from PIL import Image
 
+    from medai_core.batch.lines import image_line, image_map
     from medai_core.errors import MedAIError
     from medai_core.models import get_spec, load_model
-    from medai_core.workspaces.imaging import (EXPLAINERS, explain, load_scan, normalise_map, overlay, predict,
-                                               forced, prepare_input, render, route_scan)
+    from medai_core.workspaces.imaging import EXPLAINERS, render
 
     if args.sanity and not args.explain:
         print("--sanity checks a heatmap: add --explain NAME --out DIR", file=sys.stderr)
@@ -70,29 +70,10 @@ def _image_predict(args: argparse.Namespace) -> int:
     used: set[str] = set()
     for path in _iter_files(args.paths):
         try:
-            if not path.exists():
-                raise MedAIError("No such file.")
-            scan = load_scan(path)
-            frame = min(args.frame, scan.n_frames - 1)
-            if args.model:
-                name = args.model
-            else:  # chosen by content: every routed model's OOD guard, DICOM Modality/BodyPartExamined as hints
-                route = route_scan(scan, model_for, frame)
-                name = route.model
-            spec, model = get_spec(name), model_for(name)
-            x = prepare_input(scan, spec, frame)
-            pred = predict(model, spec, x) if args.model else route.prediction
-            if args.model:  # the header rule still flags, e.g., a CT forced through the chest model
-                pred = forced(name, pred, scan).prediction
-            line = pred.to_json(str(path))
-            if not args.model:
-                line["route"] = {"reason": route.reason, "candidates": route.to_json()["candidates"]}
+            line, case = image_line(path, args.model, model_for, args.frame)
             if args.explain:
-                target = args.target or pred.label
-                exp = explain(model, spec, x, args.explain, target)
+                exp, _, png = image_map(case, args.explain, args.target)
                 meta = EXPLAINERS.entry(args.explain).meta
-                heat = normalise_map(exp.attributions, signed=meta["signed"])
-                display = render(scan, min(args.frame, scan.n_frames - 1))
                 stem = path.stem
                 name = f"{stem}.{args.explain}.png"
                 i = 1
@@ -100,12 +81,12 @@ def _image_predict(args: argparse.Namespace) -> int:
                     i += 1
                     name = f"{stem}-{i}.{args.explain}.png"
                 used.add(name)
-                Image.fromarray(overlay(display, heat)).save(out_dir / name)
-                line["explanation"] = {"method": args.explain, "target": target, "png": str(out_dir / name),
+                Image.fromarray(png).save(out_dir / name)
+                line["explanation"] = {"method": args.explain, "target": exp.target, "png": str(out_dir / name),
                                        **{k: round(v, 6) for k, v in exp.diagnostics.items()}}
                 if args.sanity:
-                    line["sanity"] = _write_sanity(model, spec, x, exp, display, meta["signed"],
-                                                   out_dir / name.removesuffix(".png"))
+                    line["sanity"] = _write_sanity(case.model, case.spec, case.x, exp, render(case.scan, case.frame),
+                                                   meta["signed"], out_dir / name.removesuffix(".png"))
         except MedAIError as exc:
             failed += 1
             line = {"file": str(path), "error": str(exc)}
@@ -198,9 +179,10 @@ def _records_train(args: argparse.Namespace) -> int:
 
 
 def _notes_predict(args: argparse.Namespace) -> int:
+    from medai_core.batch.lines import note_lines
     from medai_core.errors import MedAIError
     from medai_core.models import get_spec, load_model
-    from medai_core.workspaces.notes import SkippedNote, classify, load_notes, load_vocab
+    from medai_core.workspaces.notes import load_vocab
 
     spec = get_spec(args.model)
     if spec.modality != "text":
@@ -209,24 +191,13 @@ def _notes_predict(args: argparse.Namespace) -> int:
     failed = 0
     for path in _iter_files(args.paths):
         try:
-            if not path.exists():
-                raise MedAIError("No such file.")
-            notes = load_notes(path)
+            for line in note_lines(path, model, spec, vocab):
+                line.pop("row", None)  # the batch output's; the CLI's lines are as they were
+                failed += "error" in line
+                print(json.dumps(line), flush=True)
         except MedAIError as exc:
             failed += 1
             print(json.dumps({"file": str(path), "error": str(exc)}), flush=True)
-            continue
-        for note in notes.in_file_order():  # a CSV row set aside gets its error line where it stands
-            if isinstance(note, SkippedNote):
-                failed += 1
-                print(json.dumps({note.key: note.ref, "error": note.message()}), flush=True)
-                continue
-            try:
-                line = classify(model, spec, vocab, note.text).to_json(note.key, note.ref, args.model)
-            except MedAIError as exc:
-                failed += 1
-                line = {note.key: note.ref, "error": str(exc)}
-            print(json.dumps(line), flush=True)
     return 1 if failed else 0
 
 
@@ -245,9 +216,9 @@ def _vitals_forecast(args: argparse.Namespace) -> int:
     """One JSON line per series: ``{"file", "model", "forecast", "notices", "changes"}`` (``notices``: the
     series' notices and each ``DataChange.text()``; ``changes``: each ``DataChange.to_json()``), or
     ``{"file", "error"}`` for a series that cannot be used (the run goes on; exit status 1)."""
+    from medai_core.batch.lines import forecast_line
     from medai_core.errors import MedAIError
     from medai_core.models import get_spec, load_model
-    from medai_core.workspaces.vitals import forecast, load_series
 
     spec = get_spec(args.model)
     if spec.modality != "series":
@@ -256,13 +227,7 @@ def _vitals_forecast(args: argparse.Namespace) -> int:
     failed = 0
     for path in _iter_files(args.paths):
         try:
-            if not path.exists():
-                raise MedAIError("No such file.")
-            series = load_series(path, spec.extra["series"], path.name)
-            fc = forecast(model, spec, series, args.horizon)
-            line = {"file": str(path), "model": args.model, "forecast": fc.to_json(series.origin),
-                    "notices": [*series.notices, *(c.text() for c in series.changes)],
-                    "changes": [c.to_json() for c in series.changes]}
+            line = forecast_line(path, model, spec, args.horizon)
         except MedAIError as exc:
             failed += 1
             line = {"file": str(path), "error": str(exc)}
@@ -274,9 +239,9 @@ def _vitals_sepsis(args: argparse.Namespace) -> int:
     """One JSON line per record: ``{"file", "model", "risk", "alarm"}`` with one risk and one 0/1 alarm per input
     row (for a PhysioNet 2012 ``.txt`` stay: per hour of its hourly grid, and an ``"hours"`` list), plus
     ``"changes"`` (each value set aside) where there are any; or ``{"file", "error"}`` (exit status 1)."""
+    from medai_core.batch.lines import read_sepsis, sepsis_lines
     from medai_core.errors import MedAIError
     from medai_core.models import get_spec, load_model
-    from medai_core.workspaces.vitals.sepsis import load_record, score_records
 
     spec = get_spec(args.model)
     if spec.modality != "sepsis":
@@ -286,24 +251,13 @@ def _vitals_sepsis(args: argparse.Namespace) -> int:
     batch: list[tuple[Path, Any]] = []
 
     def flush() -> None:  # score the read records together (one padded pass), print in input order
-        scores = score_records(model, spec, [r for _, r in batch]) if batch else []
-        for (path, record), sc in zip(batch, scores):
-            line = {"file": str(path), "model": args.model, **sc.to_json()}
-            if record.kind != "psv":
-                line["hours"] = [int(h) for h in record.hours]
-            if record.changes:
-                line["changes"] = [c.to_json() for c in record.changes]
+        for line in sepsis_lines(model, spec, batch):
             print(json.dumps(line), flush=True)
         batch.clear()
 
     for path in _iter_files(args.paths):
         try:
-            if not path.exists():
-                raise MedAIError("No such file.")
-            record = load_record(path, spec, path.name)
-            if record.n_hours == 0:
-                raise MedAIError("The record has no rows to score.")
-            batch.append((path, record))
+            batch.append((path, read_sepsis(path, spec)))
             if len(batch) == 64:
                 flush()
         except MedAIError as exc:
@@ -443,6 +397,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "physionet2012/set-a and physionet2019/training_setB; the CGM csv for cgm_gru; the folder of "
                      "PhysioNet 2019 .psv records for sepsis_gru", None, _vitals_train)
     vtr.add_argument("--model", default="icu_gru", choices=["icu_gru", "icu_pool_gru", "cgm_gru", "sepsis_gru"])
+    from medai_core.batch.cli import add_parser as add_batch
+
+    add_batch(sub)
     mo = sub.add_parser("models", help="list registered models")
     mo.set_defaults(func=_models)
     return p

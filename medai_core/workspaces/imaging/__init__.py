@@ -15,7 +15,8 @@ from medai_core.io.scan import VOI_LUT_PRESET, Scan, metadata_rows, window_prese
 from medai_core.plots.image import image_figure, probability_figure
 from medai_core.workspaces.imaging.exports import image_attributions_csv
 from medai_core.workspaces.imaging.pipeline import (ImagePrediction, decide, decide_indices, explain, explainers_for,
-                                                    model_view, positive_group, predict, prepare_input)
+                                                    model_view, positive_group, predict, predict_batch,
+                                                    prepare_input)
 from medai_core.workspaces.imaging.report import image_report
 from medai_core.workspaces.imaging.routing import Route, describe, forced, kind, route_scan, routed_models
 from medai_core.workspaces.imaging.samples import SAMPLES, available_samples, reference_dicoms, sample_path
@@ -25,7 +26,7 @@ from medai_core.workspaces.imaging.trust import (faithfulness_image, sanity_chec
 MODALITY = "image"
 
 __all__ = ["COLORMAPS", "EXPLAINERS", "IG_BASELINES", "MODALITY", "SAMPLES", "VOI_LUT_PRESET", "ImagePrediction", "Route",
-           "Scan", "describe", "explainers_for", "forced", "kind", "positive_group", "route_scan", "routed_models",
+           "Scan", "describe", "explainers_for", "forced", "kind", "positive_group", "predict_batch", "route_scan", "routed_models",
            "available_samples", "decide", "decide_indices", "deidentify_dicom", "explain", "explainer_for",
            "faithfulness_image", "image_attributions_csv", "image_figure", "image_report", "load_scan",
            "metadata_rows", "model_view", "normalise_map", "overlay", "predict", "prepare_input", "probability_figure",

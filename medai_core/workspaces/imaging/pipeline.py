@@ -100,19 +100,25 @@ def decide(probs: np.ndarray, labels: tuple[str, ...], positive: str | Sequence[
 
 def predict(model: nn.Module, spec: ModelSpec, x: torch.Tensor) -> ImagePrediction:
     """Calibrated prediction with the OOD score, for a (1, C, H, W) input."""
+    return predict_batch(model, spec, x)[0]
+
+
+def predict_batch(model: nn.Module, spec: ModelSpec, x: torch.Tensor) -> list[ImagePrediction]:
+    """``predict`` of each scan of an (N, C, H, W) batch, in one forward pass (``seconds``: the batch's share)."""
     t0 = time.perf_counter()
     with torch.inference_mode():
         logits, feats = model.forward_with_features(x)
-        probs = torch.softmax(logits / model.temperature, 1)[0].numpy().astype(np.float64)
-        score = float(model.ood_score(feats)[0])
+        probs = torch.softmax(logits / model.temperature, 1).numpy().astype(np.float64)
+        scores = model.ood_score(feats).reshape(-1).tolist()
     thr = float(model.decision_threshold)
     ood_thr = float(model.ood_threshold)
-    return ImagePrediction(
+    group, seconds = positive_group(spec), (time.perf_counter() - t0) / max(len(x), 1)
+    return [ImagePrediction(
         model=spec.name, labels=spec.labels,
-        probabilities={lab: float(p) for lab, p in zip(spec.labels, probs)},
-        label=decide(probs, spec.labels, positive_group(spec), thr), positive_label=spec.positive_label,
-        threshold=thr, ood=bool(score > ood_thr), ood_score=score, ood_threshold=ood_thr,
-        seconds=time.perf_counter() - t0, positive_group=positive_group(spec))
+        probabilities={lab: float(q) for lab, q in zip(spec.labels, p)},
+        label=decide(p, spec.labels, group, thr), positive_label=spec.positive_label,
+        threshold=thr, ood=bool(score > ood_thr), ood_score=float(score), ood_threshold=ood_thr,
+        seconds=seconds, positive_group=group) for p, score in zip(probs, scores)]
 
 
 def explain(model: nn.Module, spec: ModelSpec, x: torch.Tensor, method: str, target: str,
