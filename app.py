@@ -5,9 +5,12 @@ import ui
 
 st.set_page_config(page_title="MedAI", page_icon=":material/stethoscope:", layout="wide")
 ui.require_sign_in()  # only when MEDAI_REQUIRE_LOGIN is set (shared deployments)
-st.navigation([
+pages = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("pages/imaging.py", title="Imaging", icon=":material/radiology:", url_path="imaging"),
     st.Page("pages/records.py", title="Records", icon=":material/clinical_notes:", url_path="records"),
     st.Page("pages/vitals.py", title="Vital signs", icon=":material/monitor_heart:", url_path="vitals"),
-]).run()
+]
+if ui.is_admin():  # admins listed in the secrets only (the page checks again)
+    pages.append(st.Page("pages/audit.py", title="Audit", icon=":material/history:", url_path="audit"))
+st.navigation(pages).run()

@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
+import os
 import threading
 import time
+import uuid
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -11,9 +15,9 @@ from typing import Any, Callable
 import streamlit as st
 
 from medai_core.errors import Cancelled, MedAIError
-from medai_core.models import MODELS, get_spec, load_model
+from medai_core.models import MODELS, get_spec, load_model, weights_digest
 
-K_JOBS = "ui.jobs"
+K_JOBS, K_AUDIT_SEEN, K_AUDIT_ANON = "ui.jobs", "ui.audit.seen", "ui.audit.anon"
 INTENDED_USE = (
     "**Intended use:** decision support and demonstration. MedAI does not make a diagnosis; "
     "every output must be reviewed by a qualified clinician together with the full clinical picture."
@@ -39,8 +43,46 @@ def model_picker(modality: str, key: str, auto: str = "") -> str:
                         format_func=lambda n: auto if not n else f"{n}: {get_spec(n).description}")
 
 
-def digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()[:16]
+def digest(data: bytes, full: bool = False) -> str:
+    """sha256 in hex: 16 characters for cache keys; ``full`` for the audit trail (the only trace of an input it keeps)."""
+    return hashlib.sha256(data).hexdigest()[: None if full else 16]
+
+
+def current_user() -> str:
+    """Who the audit trail names: the signed-in user's e-mail (or name), else this session's anonymous id."""
+    if st.user.get("is_logged_in", False):
+        return str(st.user.get("email") or st.user.get("name") or "signed-in user")
+    return st.session_state.setdefault(K_AUDIT_ANON, f"anon-{uuid.uuid4().hex[:12]}")
+
+
+def is_admin() -> bool:
+    """Signed in and listed in ``.streamlit/secrets.toml`` ``[medai] admins`` (e-mails): may open the Audit page."""
+    try:
+        admins = {str(a).strip().lower() for a in st.secrets.get("medai", {}).get("admins", [])}
+    except Exception:  # noqa: BLE001 - no secrets file: nobody is an admin
+        return False
+    return bool(st.user.get("is_logged_in", False)) and str(st.user.get("email") or "").strip().lower() in admins
+
+
+def audit(action: str, workspace: str, model: str | None = None, *, sha: str | None = None, params: dict | None = None,
+          summary: dict | None = None, once: bool = True) -> None:
+    """One record in the audit trail (``medai_core.audit``): user, model, weights and input digests, parameters,
+    summary. ``once``: only the first time this session sees (action, input, model, parameters), as every widget
+    change reruns the page. A failing store never stops the page: a warning, the error's type in the log."""
+    from medai_core.audit import record_event  # sqlalchemy loads on the first record, not at start-up
+
+    seen: set = st.session_state.setdefault(K_AUDIT_SEEN, set())
+    key = f"{action}|{workspace}|{sha}|{model}|{json.dumps(params, sort_keys=True, default=str)}"
+    if once and key in seen:
+        return
+    try:
+        record_event(action, workspace=workspace, user=current_user(), model=model, params=params, input_sha256=sha,
+                     weights_sha256=weights_digest(model) if model else None, summary=summary)
+    except Exception as err:  # noqa: BLE001 - the trail must not take the page down
+        logging.getLogger("medai.audit").warning("audit trail unavailable: %s", type(err).__name__)
+        st.warning("Audit trail unavailable: this action was not recorded.", icon=":material/history:")
+        return
+    seen.add(key)
 
 
 @dataclass
@@ -149,7 +191,6 @@ def cached_route(digest_key: str, frame: int, _scan):  # noqa: ANN001, ANN201 - 
 @st.cache_resource(max_entries=16, ttl=900, show_spinner=False)
 def cached_attention(digest_key: str, frame: int, name: str, _x):  # noqa: ANN001, ANN201 - tensor -> Explanation
     """The attention map of an attention-pooling image model (one forward pass), once per (upload, frame, model)."""
-    from medai_core.models import get_spec
     from medai_core.workspaces.imaging import explain
 
     spec = get_spec(name)
@@ -184,8 +225,6 @@ def require_sign_in() -> None:
     """With ``MEDAI_REQUIRE_LOGIN=1`` nothing is shown until the user signs in with the OpenID Connect
     provider configured in ``.streamlit/secrets.toml`` ``[auth]`` (Streamlit's built-in ``st.login``).
     Without the switch (a single-user or demo machine) the app is open. See README, "Shared deployment"."""
-    import os
-
     if os.environ.get(LOGIN_ENV, "").strip().lower() not in ("1", "true", "yes", "on"):
         return
     try:
@@ -208,13 +247,10 @@ def require_sign_in() -> None:
 
 
 def route_via_app() -> None:
-    """Make sure pages run under app.py's ``st.navigation``.
-
-    Streamlit still has its legacy multipage mode: until app.py has called ``st.navigation`` once
-    in a server process, a first visit to a sub-page URL (e.g. ``/imaging``) runs ``pages/*.py``
-    directly, without the router's page config and menu. Switch the mode off and rerun through
-    the router. (Uses Streamlit's PagesManager flag; revisit when Streamlit drops the legacy mode.)
-    """
+    """Make sure pages run under app.py's ``st.navigation``. Streamlit still has its legacy multipage mode: until
+    app.py has called ``st.navigation`` once in a server process, a first visit to a sub-page URL (``/imaging``)
+    runs ``pages/*.py`` directly, without the router's page config and menu. Switch the mode off and rerun through
+    the router (Streamlit's PagesManager flag; revisit when Streamlit drops the legacy mode)."""
     from streamlit.runtime.pages_manager import PagesManager
 
     if PagesManager.uses_pages_directory:
@@ -226,7 +262,6 @@ def route_via_app() -> None:
 def cached_operating_point(name: str) -> dict:
     """The sepsis model's held-out operating point and threshold table from its card, read once per process
     (``workspaces.vitals.sepsis.operating_point``; each session gets its own copy)."""
-    from medai_core.models import get_spec
     from medai_core.workspaces.vitals.sepsis import operating_point
 
     return operating_point(get_spec(name))
@@ -316,7 +351,7 @@ def _reliability_figures(name: str, view: str | None, new_only: bool, thr: float
 
 
 def take_away(key: str, report: Callable[[], Any], files: dict[str, tuple[str, str, Callable[[], bytes]]],
-              stem: str) -> None:
+              stem: str, audit_as: dict | None = None) -> None:
     """"Take it away": the case report (PDF, or ZIP with every figure as PNG and the CSVs) and CSV downloads.
 
     Everything is built only when its button is clicked (Streamlit runs the callable then, in memory), so
@@ -326,6 +361,7 @@ def take_away(key: str, report: Callable[[], Any], files: dict[str, tuple[str, s
         report: builds the workspace's ``CaseReport``.
         files: label -> (file name, MIME type, builder) for the other downloads (CSV, DICOM).
         stem: file-name stem for the report.
+        audit_as: ``audit``'s workspace, model and sha: each download clicked is recorded ("report" or "export").
     """
     from medai_core.report.pdf import build_pdf
     from medai_core.report.bundle import report_zip
@@ -337,14 +373,21 @@ def take_away(key: str, report: Callable[[], Any], files: dict[str, tuple[str, s
                    icon=":material/warning:")
     csvs = {name: build for name, mime, build in files.values() if mime == "text/csv"}
     cols = st.columns(2 + len(files))
+
+    def clicked(action: str, what: str, ids: bool | None = None) -> None:  # runs before the rerun the click starts
+        audit(action, **(audit_as or {}), params={"what": what, "identifiers": ids}, once=False)
+
+    on = {"on_click": clicked if audit_as else "ignore"}
     cols[0].download_button("Case report (PDF)", lambda: build_pdf(report(), include), f"{stem}_report.pdf",
-                            "application/pdf", key=f"{key}.pdf", on_click="ignore", icon=":material/picture_as_pdf:")
+                            "application/pdf", key=f"{key}.pdf", args=("report", "pdf", include), **on,
+                            icon=":material/picture_as_pdf:")
     cols[1].download_button("Report + figures + CSV (ZIP)",
                             lambda: report_zip(report(), include, {n: b() for n, b in csvs.items()}),
-                            f"{stem}_report.zip", "application/zip", key=f"{key}.zip", on_click="ignore",
-                            icon=":material/folder_zip:")
+                            f"{stem}_report.zip", "application/zip", key=f"{key}.zip", args=("report", "zip", include),
+                            **on, icon=":material/folder_zip:")
     for col, (label, (name, mime, build)) in zip(cols[2:], files.items()):
-        col.download_button(label, build, name, mime, key=f"{key}.{name}", on_click="ignore", icon=":material/download:")
+        col.download_button(label, build, name, mime, key=f"{key}.{name}", args=("export", label), **on,
+                            icon=":material/download:")
 
 
 def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, float]:
@@ -355,7 +398,7 @@ def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, float
 
 
 def trust_panel(key: str, run: Callable[[Callable[[float], None]], Any], show_maps: Callable[[Any], None],
-                estimate: str = "") -> Any:
+                estimate: str = "", audit_as: dict | None = None) -> Any:
     """"Can I trust this heatmap?": on request, the cascading-randomisation sanity check and the deletion /
     insertion curves of the map on screen, computed in the background with progress and a cancel button.
 
@@ -364,6 +407,7 @@ def trust_panel(key: str, run: Callable[[Callable[[float], None]], Any], show_ma
         run: ``run(progress) -> trust.TrustReport``.
         show_maps: draws the trained and the fully randomised model's maps side by side.
         estimate: the expected time, shown before the user starts it.
+        audit_as: ``audit``'s workspace, model, sha and params: the finished check is recorded once, its JSON on download.
     Returns the TrustReport once computed (None before).
     """
     from medai_core.trust.randomisation import RANDOMISATION_FAIL, RANDOMISATION_PASS
@@ -406,6 +450,8 @@ def trust_panel(key: str, run: Callable[[Callable[[float], None]], Any], show_ma
         show_error(err)
         return None
     c, f = rep.cascade, rep.faithfulness
+    if audit_as:
+        audit("sanity_check", **audit_as, summary={"randomisation": c.verdict, "faithfulness": f.verdict})
     box = {"passes": st.success, "weak": st.warning}.get(c.verdict, st.error)
     box(f"**Randomisation check: {c.verdict}** (Spearman {c.rank_correlation:+.2f}, of magnitudes "
         f"{c.abs_rank_correlation:+.2f}). {c.message}", icon=":material/fact_check:")
@@ -421,10 +467,10 @@ def trust_panel(key: str, run: Callable[[Callable[[float], None]], Any], show_ma
                f"Sanity check in {c.seconds:.1f} s, curves in {f.seconds:.1f} s; randomised models are copies (the "
                "shared model is never touched) and are cached. Pass |Spearman| <= "
                f"{RANDOMISATION_PASS}, fail > {RANDOMISATION_FAIL}.")
-    import json
-
     st.download_button("Sanity check (JSON)", lambda: json.dumps(rep.to_json(), indent=1), "sanity_check.json",
-                       "application/json", key=f"{wkey}.json", on_click="ignore", icon=":material/download:")
+                       "application/json", key=f"{wkey}.json", icon=":material/download:",
+                       on_click=(lambda: audit("export", **{**audit_as, "params": {"what": "sanity check"}}, once=False))
+                       if audit_as else "ignore")
     return rep
 
 

@@ -30,7 +30,8 @@ if data is None:
     st.info("Upload a scan in the sidebar, or choose a demo scan. Files stay in memory and are never saved.")
     st.stop()
 
-key = ui.digest(data)
+sha = ui.digest(data, full=True)  # the audit trail keeps this, never the scan
+key = sha[:16]
 try:
     scan = ui.cached_scan(key, data)
 except MedAIError as err:
@@ -92,6 +93,8 @@ st.markdown(f"**{scan.source}** · {scan.shape[1]} x {scan.shape[0]} px · frame
 st.info(f"**Model: {W.describe(model_name)}.** {route.reason}"
         + ("" if route.forced else " Choose another in the sidebar (Model) to override."), icon=":material/alt_route:")
 ui.changes_panel((), key="imaging.quality", what="value")  # a scan is read as it is: nothing is set aside
+ui.audit("predict", "imaging", model_name, sha=sha, params={"frame": frame, "routing": "forced" if route.forced else "automatic"},
+         summary={"label": pred.label, "probability": round(float(pred.probabilities[pred.label]), 4), "ood": bool(pred.ood)})
 p1, p2 = st.columns([2, 3])
 with p1:
     if pred.ood:
@@ -173,8 +176,9 @@ with col_b:
     explanation_view()
 
 exp_done = job.future.result() if job.done and job.future.exception() is None else None
-sanity = None
+sanity, exp_params = None, {"method": method, "target": target, "frame": frame, **params}
 if exp_done is not None:
+    ui.audit("explain", "imaging", model_name, sha=sha, params=exp_params, summary={"seconds": round(exp_done.seconds, 3)})
     st.subheader("Can I trust this heatmap?")
 
     def show_maps(rep) -> None:  # noqa: ANN001 - a TrustReport
@@ -186,7 +190,8 @@ if exp_done is not None:
 
     one = est or ui.estimate(model_name, spec.modality, x, method, params)
     rep = ui.trust_panel(job_key, lambda progress: W.trust_image(model, spec, x, method, target, exp_done, progress, **params),
-                         show_maps, "" if one is None else W.sanity_check_estimate(model, one.seconds, meta["label"]))
+                         show_maps, "" if one is None else W.sanity_check_estimate(model, one.seconds, meta["label"]),
+                         audit_as={"workspace": "imaging", "model": model_name, "sha": sha, "params": exp_params})
     sanity = rep.summary() if rep is not None else None
 
 st.subheader("How sure is the model?")
@@ -210,7 +215,7 @@ ui.take_away("imaging.take", lambda: W.image_report(scan, spec, pred, exp_done, 
                                                   use_voi_lut=preset == W.VOI_LUT_PRESET, mode=sign, opacity=opacity,
                                                   cmap=cmap, file_name=file_name, allow_burned_in=checked,
                                                   sanity=sanity),
-             files, "medai_imaging")
+             files, "medai_imaging", audit_as={"workspace": "imaging", "model": model_name, "sha": sha})
 if scan.source.startswith("DICOM"):
     st.caption("De-identified DICOM: DICOM PS3.15 Annex E basic confidentiality profile (identifying attributes removed "
                "or replaced, UIDs remapped, private tags removed); pixel data unchanged.")

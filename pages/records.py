@@ -87,6 +87,11 @@ def structured_tab() -> None:
     ui.changes_panel(table.changes, key="records.quality", what="value")
     scores, score_ms = ui.timed(R.score, model, spec, table)
     flags = R.quality_flags(table)
+    table_sha = ui.digest(pd.util.hash_pandas_object(table.frame, index=True).values.tobytes(), full=True)
+    one = {"label": scores.labels[0], "risk": round(float(scores.risk[0]), 4)} if len(table) == 1 and scores.scored[0] else {}
+    ui.audit("predict", "records", name, sha=table_sha, params={"source": source},
+             summary={"n_records": len(table), "n_scored": int(scores.scored.sum()), **one,
+                      "n_above_threshold": int(((scores.risk >= scores.threshold) & scores.scored).sum())})
     if len(table) > 1:
         st.subheader(f"Risk for {len(table)} patients")
         if not scores.scored.all():
@@ -95,13 +100,14 @@ def structured_tab() -> None:
         st.dataframe(scores.frame().assign(**{"data quality": flags}).style.format({"risk": "{:.1%}"}, na_rep="no risk"),
                      hide_index=True, width="stretch", key="records.table")
         st.download_button("Download results (CSV)", lambda: R.write_back(table, scores).to_csv(index=False),
-                           "medai_records_risk.csv", "text/csv", on_click="ignore",  # built on click, not every rerun
-                           icon=":material/download:")
+                           "medai_records_risk.csv", "text/csv", icon=":material/download:",  # built on click
+                           on_click=ui.audit, args=("export", "records", name),
+                           kwargs={"sha": table_sha, "params": {"what": "results CSV"}, "once": False})
     first = int(np.argmax(scores.scored)) if scores.scored.any() else 0  # the first scored patient by default
     row = st.selectbox("Patient to explain", range(len(table)), index=first, key=K_REC_ROW,
                        format_func=lambda i: f"{table.ids[i]} ({scores.risk[i]:.0%}{', ⚠' if flags[i] else ''})"
                        if scores.scored[i] else f"{table.ids[i]} (not scored)") if len(table) > 1 else 0
-    table_key = ui.digest(pd.util.hash_pandas_object(table.frame, index=True).values.tobytes())
+    table_key = table_sha[:16]
     if not scores.scored[row]:
         st.metric(f"Patient {table.ids[row]}: risk of {spec.extra['risk_of']}", "no risk")
         st.warning(f"**Patient {table.ids[row]} was not scored**: {table.not_scored_reason(row)}. There is no risk, "
@@ -119,6 +125,7 @@ def structured_tab() -> None:
             with st.spinner("Computing attributions…"):
                 st.session_state[key] = R.explain_record(model, spec, table, row, method)
         exp = st.session_state[key]
+        ui.audit("explain", "records", name, sha=table_sha, params={"method": method, "row": int(row)})
         d = exp.diagnostics
         c1.metric(f"Patient {table.ids[row]}: risk of {spec.extra['risk_of']}", f"{scores.risk[row]:.1%}")
         if flags[row]:
@@ -142,7 +149,9 @@ def structured_tab() -> None:
             rep = ui.trust_panel(f"records|{key}", lambda progress: R.trust_record(model, spec, table, row, method, exp, progress),
                                  lambda r: st.plotly_chart(R.maps_side_by_side(r.cascade.trained, r.cascade.randomised, names,
                                                                              "Attributions: trained vs fully randomised model"),
-                                                           key="records.sanity.maps"))
+                                                           key="records.sanity.maps"),
+                                 audit_as={"workspace": "records", "model": name, "sha": table_sha,
+                                           "params": {"method": method, "row": int(row)}})
         st.subheader("Attention map")
         att = R.attention(model, table, row)
         names = [f.label for f in R.SCHEMA]
@@ -161,7 +170,7 @@ def structured_tab() -> None:
                      {"Attributions (CSV)": (f"record_{method}_attributions.csv", "text/csv",
                                              lambda: R.record_attributions_csv(exp, values=table.frame.iloc[row].to_dict())),
                       "Attention (CSV)": ("record_attention.csv", "text/csv", lambda: R.record_attention_csv(att))},
-                     "medai_record")
+                     "medai_record", audit_as={"workspace": "records", "model": name, "sha": table_sha})
     if len(table) > 1:
         st.subheader("Global importance for this batch")
         gkey = ("records.global", table_key, name)
@@ -169,6 +178,7 @@ def structured_tab() -> None:
             with st.spinner("Attributing the batch…"):
                 st.session_state[gkey] = R.global_importance(model, spec, table)
         g = st.session_state[gkey]
+        ui.audit("explain", "records", name, sha=table_sha, params={"scope": "batch", "method": "integrated_gradients"})
         st.plotly_chart(R.importance_figure(g, f"Mean |contribution| over {g.attrs['n_records']} records "
                                              "(Integrated Gradients on feature tokens)"), key="records.global")
 
@@ -205,6 +215,9 @@ def notes_tab() -> None:
         return
     ui.changes_panel(changes, key="notes.quality", what="row")
     preds, classify_ms = ui.timed(lambda: [N.classify(model, spec, vocab, n.text) for n in notes])
+    first = {"label": preds[0].label, "probability": round(float(preds[0].probabilities[preds[0].label]), 4)} if len(notes) == 1 else {}
+    ui.audit("predict", "notes", name, sha=ui.digest("\x00".join(n.text for n in notes).encode(), full=True),
+             params={"source": source}, summary={"n_notes": len(notes), **first})
     i = 0
     if len(notes) > 1:
         st.dataframe(pd.DataFrame({"note": [n.ref for n in notes], "specialty": [p.label for p in preds],
@@ -229,11 +242,13 @@ def notes_tab() -> None:
                         format_func=lambda v: "the top-1 specialty (is it right?)" if v is None else f"'{v}' vs the rest")
         ui.reliability_panel(name, pred.probabilities[pred.label], key="notes.rel", view=view)
     enc = N.encode_note(note.text, vocab, spec)
-    key = ("notes.exp", ui.digest(note.text.encode()), name, target)
+    note_sha = ui.digest(note.text.encode(), full=True)
+    key = ("notes.exp", note_sha[:16], name, target)
     if key not in st.session_state:
         with st.spinner("Computing token attributions…"):
             st.session_state[key] = N.explain_note(model, spec, vocab, enc, target)
     ta = st.session_state[key]
+    ui.audit("explain", "notes", name, sha=note_sha, params={"method": "integrated_gradients", "target": target})
     d = ta.explanation.diagnostics
     st.subheader(f"Which words argue for '{target}'")
     st.caption(f"Integrated Gradients on the word embeddings (baseline: words replaced by padding), "
@@ -246,7 +261,8 @@ def notes_tab() -> None:
         rep = ui.trust_panel(f"notes|{key}", lambda progress: N.trust_note(model, spec, vocab, enc, target, ta.values, progress),
                              lambda r: st.plotly_chart(N.maps_side_by_side(r.cascade.trained, r.cascade.randomised, words_read,
                                                                          "Word attributions: trained vs fully randomised model"),
-                                                       key="notes.sanity.maps"))
+                                                       key="notes.sanity.maps"),
+                             audit_as={"workspace": "notes", "model": name, "sha": note_sha, "params": {"target": target}})
     st.subheader("Attention map")
     att = N.note_attention(model, enc)
     a1, a2 = st.columns(2)
@@ -265,7 +281,7 @@ def notes_tab() -> None:
                                                    sanity=rep.summary() if rep else None, data_changes=changes),
                  {"Word attributions (CSV)": ("note_attributions.csv", "text/csv", lambda: N.note_attributions_csv(ta.tokens, ta.values)),
                   "Attention (CSV)": ("note_attention.csv", "text/csv", lambda: N.note_attention_csv(enc.tokens, att))},
-                 "medai_note")
+                 "medai_note", audit_as={"workspace": "notes", "model": name, "sha": note_sha})
     st.caption("The note's text and its file name are identifiers: the report leaves them out unless included; the "
                "CSVs hold the words the model read, which are the explanation itself.")
 

@@ -37,6 +37,10 @@ if st.radio("Task", ["Forecast vital signs", "Sepsis early warning"], horizontal
         st.info(notice, icon=":material/info:")
     sc, ms = ui.timed(S.score_record, smodel, sspec, record)
     alarms = np.flatnonzero(sc.alarm)
+    rec_sha = ui.digest(record.values.tobytes() + record.static.tobytes(), full=True)
+    ui.audit("predict", "vitals", sspec.name, sha=rec_sha, params={"task": "sepsis"},
+             summary={"max_risk": round(float(np.nanmax(sc.risk)), 4), "alarm": bool(len(alarms)),
+                      "first_alarm_hour": float(record.hours[alarms[0]]) if len(alarms) else None})
     hour = st.select_slider("Explain the risk at ICU hour", range(record.n_hours), key="sepsis.hour",
                             value=int(alarms[0]) if len(alarms) else int(np.argmax(sc.risk)),
                             format_func=lambda i: f"{record.hours[i]:g}")
@@ -51,11 +55,12 @@ if st.radio("Task", ["Forecast vital signs", "Sepsis early warning"], horizontal
                "challenge's utility on validation patients).")
     method = st.radio("Method", W.EXPLAINERS.names(modalities="sepsis"), horizontal=True, key="sepsis.method",
                       format_func=lambda n: W.explainer_for(n, "sepsis")[1]["label"])
-    key = ("sepsis.exp", ui.digest(record.values.tobytes() + record.static.tobytes()), hour, method)
+    key = ("sepsis.exp", rec_sha[:16], hour, method)
     if key not in st.session_state:
         with st.spinner("Computing attributions…"):
             st.session_state[key] = S.explain_hour(smodel, sspec, record, hour, method)
     exp = st.session_state[key]
+    ui.audit("explain", "vitals", sspec.name, sha=rec_sha, params={"hour": int(hour), "method": method})
     vars_ = sspec.extra["variables"]
     a1, a2 = st.columns([1, 2])
     a1.plotly_chart(S.attention_figure(record.hours, sc.attention[hour], hour), key="sepsis.att")
@@ -85,13 +90,16 @@ if st.radio("Task", ["Forecast vital signs", "Sepsis early warning"], horizontal
                              lambda r: st.plotly_chart(W.maps_side_by_side(r.cascade.trained, r.cascade.randomised,
                                                                            [v.label for v in vars_],
                                                                            "Contributions (hour x variable): trained vs fully randomised"),
-                                                       key="sepsis.sanity.maps"))
+                                                       key="sepsis.sanity.maps"),
+                             audit_as={"workspace": "vitals", "model": sspec.name, "sha": rec_sha,
+                                       "params": {"hour": int(hour), "method": method}})
     st.subheader("Take it away")
     ui.take_away("sepsis.take", lambda: S.sepsis_report(record, sspec, sc, hour, exp, intended_use=S.INTENDED_USE,
                                                         sanity=rep.summary() if rep else None),
                  {"Risk and alarms (CSV)": ("sepsis_risk.csv", "text/csv", lambda: S.risk_csv(record, sc)),
                   "Attributions (CSV)": ("sepsis_attributions.csv", "text/csv",
-                                         lambda: S.attributions_csv(sspec, record, exp))}, "medai_sepsis")
+                                         lambda: S.attributions_csv(sspec, record, exp))}, "medai_sepsis",
+                 audit_as={"workspace": "vitals", "model": sspec.name, "sha": rec_sha})
     st.stop()
 name = ui.model_picker("series", K_MODEL)
 try:
@@ -142,8 +150,12 @@ c1, c2 = st.columns(2)
 horizon = c1.slider("Forecast horizon (steps)", 1, hmax, hmax, key="vitals.horizon")
 show = c2.slider("History shown (steps)", 6, max(6, series.n_steps), min(series.n_steps, 24), key="vitals.show")
 fc, fc_ms = ui.timed(W.forecast, model, spec, series, horizon)
-for w in W.threshold_warnings(fc, signals):
+warns = list(W.threshold_warnings(fc, signals))
+for w in warns:
     st.warning(w, icon=":material/warning:")
+series_sha = ui.digest(np.ascontiguousarray(series.values).tobytes(), full=True)
+ui.audit("predict", "vitals", name, sha=series_sha, params={"horizon": horizon},
+         summary={"alarm": bool(warns), "threshold_warnings": len(warns)})
 st.plotly_chart(W.forecast_figure(series, fc, signals, show), key="vitals.chart")
 st.caption(f"{spec.name}, forecast in {fc_ms:.0f} ms: median (line) and 10-90% interval (band) of each signal's mean per {series.step_minutes}-minute "
            "step; green band = normal range; dotted orange = clinical thresholds; dashed grey = forecast start. "
@@ -163,11 +175,12 @@ a1, a2, a3 = st.columns(3)
 sig = a1.selectbox("Signal", fc.signals, key="vitals.sig", format_func=lambda s: next(x.label for x in signals if x.name == s))
 ahead = a2.selectbox("Step ahead", range(1, horizon + 1), index=horizon - 1, key="vitals.ahead")
 method = a3.radio("Method", methods, key="vitals.method", format_func=lambda n: W.explainer_for(n, "series")[1]["label"])
-key = ("vitals.exp", ui.digest(np.ascontiguousarray(series.values).tobytes()), name, sig, ahead, method)
+key = ("vitals.exp", series_sha[:16], name, sig, ahead, method)
 if key not in st.session_state:
     with st.spinner("Computing attributions…"):
         st.session_state[key] = W.explain_forecast(model, spec, series, sig, ahead, method)
 exp = st.session_state[key]
+ui.audit("explain", "vitals", name, sha=series_sha, params={"signal": sig, "ahead": int(ahead), "method": method})
 label = next(x.label for x in signals if x.name == sig)
 st.plotly_chart(W.attribution_heatmap(exp.attributions, series, fc.window_times, signals,
                                     f"Contribution of each past value to the median {label} at +{ahead} step(s)"),
@@ -181,11 +194,13 @@ with st.expander("Can I trust this map? Sanity check and faithfulness", expanded
                          lambda r: st.plotly_chart(W.maps_side_by_side(r.cascade.trained, r.cascade.randomised,
                                                                      [x.label for x in signals],
                                                                      "Contributions (step x signal): trained vs fully randomised"),
-                                                   key="vitals.sanity.maps"))
+                                                   key="vitals.sanity.maps"),
+                         audit_as={"workspace": "vitals", "model": name, "sha": series_sha,
+                                   "params": {"signal": sig, "ahead": int(ahead), "method": method}})
 st.subheader("Take it away")
 ui.take_away("vitals.take", lambda: W.series_report(series, spec, fc, exp, signal=sig, step_ahead=ahead, show_steps=show,
                                                    sanity=rep.summary() if rep else None),
              {"Attributions (CSV)": (f"{sig}_attributions.csv", "text/csv", lambda: W.series_attributions_csv(exp, series)),
               "Attention (CSV)": ("attention.csv", "text/csv", lambda: W.series_attention_csv(fc)),
               "Forecast (CSV)": ("forecast.csv", "text/csv", lambda: W.series_forecast_csv(fc))},
-             "medai_vitals")
+             "medai_vitals", audit_as={"workspace": "vitals", "model": name, "sha": series_sha})

@@ -13,6 +13,20 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_audit_trail(tmp_path_factory):
+    """Every test run writes its audit records to its own SQLite file (pages, the CLI's subprocesses, the
+    servers), never to the user's ``~/.medai/audit.sqlite``; unless the run names a store itself."""
+    import os
+
+    if os.environ.get("MEDAI_AUDIT_URL") or os.environ.get("MEDAI_AUDIT_PATH"):
+        yield
+        return
+    os.environ["MEDAI_AUDIT_PATH"] = str(tmp_path_factory.mktemp("audit") / "audit.sqlite")
+    yield
+    os.environ.pop("MEDAI_AUDIT_PATH", None)
+
+
 def pydicom_file(name: str) -> Path:
     """A test file shipped by pydicom or the pydicom-data package (never downloaded)."""
     from medai_core.workspaces.imaging.samples import _pydicom_dirs

@@ -240,3 +240,35 @@ def test_a_killed_worker_loses_nothing(tmp_path: Path):
     assert rows["error"].isna().all()
     summary = json.loads(stdout.splitlines()[-1])
     assert summary["written"] == 40 and summary["rows"] == 40
+    from medai_core.audit import open_store  # the job's one audit record: counts, no paths
+
+    jobs = [r for r in open_store().query(action="batch") if r.summary.get("written") == 40]
+    assert jobs and jobs[0].model == "busi_cnn" and len(jobs[0].input_sha256) == 64
+    assert str(tmp_path) not in json.dumps([jobs[0].params, jobs[0].summary])
+
+
+def test_no_identifier_reaches_the_parquet_or_the_maps(tmp_path: Path, ray_local):
+    """The leakage test's planted identifiers (DICOM patient name and ID, a records id column, a notes id and
+    a name in the note's text) are in none of the output's bytes."""
+    from medai_core.workspaces.notes.samples import SYNTHETIC_NOTES
+    from medai_core.workspaces.records.samples import synthetic_records
+    from tests.e2e.test_leakage import MARKERS, NAME, NOTE_MARK, PID, RECORD_MARK
+
+    dcm = make_dicom(speckle_image(3), patient_name=NAME).replace(b"MRN-0001", PID[:8].encode())
+    assert b"Leakcheck" in dcm
+    (tmp_path / "scan.dcm").write_bytes(dcm)
+    df = synthetic_records(4)
+    df["id"] = [RECORD_MARK + str(i) for i in range(4)]
+    (tmp_path / "records.csv").write_text(df.to_csv(index=False))
+    note = list(SYNTHETIC_NOTES.values())[0] + f" Patient {NOTE_MARK} seen today."
+    pd.DataFrame({"id": [RECORD_MARK, PID], "text": [note, ""]}).to_csv(tmp_path / "notes.csv", index=False)
+    outs = [tmp_path / "o-image", tmp_path / "o-records", tmp_path / "o-notes"]
+    _job("image", [tmp_path / "scan.dcm"], outs[0], explain="gradcam", maps=tmp_path / "maps")
+    _job("records", [tmp_path / "records.csv"], outs[1], explain="shapley_sampling", maps=tmp_path / "maps")
+    _job("notes", [tmp_path / "notes.csv"], outs[2], explain="integrated_gradients", maps=tmp_path / "maps")
+    files = [p for d in [*outs, tmp_path / "maps"] for p in d.iterdir()]
+    assert len(files) >= 3 + 4 + 1 + 2  # three outputs; a map per scan (npy + png), record and scored note
+    for p in files:
+        data = p.read_bytes()
+        assert not [m for m in MARKERS if m in data], p.name
+    assert len(_rows(outs[1])) == 4 and len(_rows(outs[2])) == 2

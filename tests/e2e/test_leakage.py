@@ -4,7 +4,9 @@ A server runs with debug logging and its own empty TMPDIR and HOME. A browser up
 patient name and ID are planted markers, a records CSV and a clinical note carrying markers, and waits
 for each result. Afterwards the markers must appear in none of: the server's log, any file under its
 TMPDIR or HOME, any file in the repository created or changed during the run, /dev/shm. A second browser
-session must see none of the first session's files or results.
+session must see none of the first session's files or results. The server's audit trail (a SQLite file named by
+MEDAI_AUDIT_PATH) must hold the run's records, a prediction at least, and none of the markers in any row of any
+table (tests/audit/test_no_identifiers.py checks the same on PostgreSQL, without a browser).
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.audit.dump import dump_tables, leaked
 from tests.conftest import make_dicom, speckle_image
 from tests.e2e.test_browser import browser  # noqa: F401  (fixture)
 from tests.support.server import ROOT, running_server
@@ -49,7 +52,9 @@ def test_uploads_stay_off_disk_and_out_of_logs(browser, tmp_path):  # noqa: F811
     tmp.mkdir()
     log = tmp_path / "server.log"
     start = time.time()
-    env = {"HOME": str(home), "TMPDIR": str(tmp), "PYTHONUNBUFFERED": "1"}
+    trail = tmp_path / "audit" / "audit.sqlite"
+    env = {"HOME": str(home), "TMPDIR": str(tmp), "PYTHONUNBUFFERED": "1", "MEDAI_AUDIT_PATH": str(trail),
+           "MEDAI_AUDIT_URL": ""}
     with open(log, "w") as out, running_server(env=env, log=out, extra_args=("--logger.level", "debug")) as srv:
         url = srv.url
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -94,3 +99,10 @@ def test_uploads_stay_off_disk_and_out_of_logs(browser, tmp_path):  # noqa: F811
     assert not _files_with_markers(ROOT, since=start), "a file in the repository holds uploaded content"
     if Path("/dev/shm").is_dir():
         assert not _files_with_markers(Path("/dev/shm"), since=start)
+    assert trail.exists(), "the server wrote no audit trail"
+    tables = dump_tables(f"sqlite:///{trail}")
+    rows = [line for lines in tables.values() for line in lines]
+    assert any("|predict|" in line and "|imaging|" in line for line in rows), rows[:5]
+    assert any("|predict|" in line and "|records|" in line for line in rows)
+    assert leaked(tables, MARKERS) == [], "an identifier reached the audit trail"
+    assert not _files_with_markers(trail.parent), "an identifier is in the audit database's files"
