@@ -13,7 +13,8 @@ cache) and waits for the prediction and the Grad-CAM caption, then scores a 20-r
 or forecasts an ICU stay (odd sessions). Errors = a wait that timed out, an error box, an exception element
 or a traceback in the server log (kept in memory and printed in part).
 
-Run: ``python benchmarks/load_protocol.py [--sessions 10] [--rounds 3]``. Bounded by ``--sessions``,
+Run: ``python benchmarks/load_protocol.py [--sessions 10] [--rounds 3] [--replicas N]``; with ``--replicas`` the
+load goes through nginx to N replicas (``deploy/``), each session keeping nginx's sticky cookie. Bounded by ``--sessions``,
 ``--rounds`` and ``--deadline``; the server binds 127.0.0.1 only. Not a test.
 """
 from __future__ import annotations
@@ -70,10 +71,13 @@ class ProtocolSession:
         await asyncio.to_thread(opener.open, f"{self.base}/_stcore/health", None, 10)
         for c in jar:
             if c.name == "_streamlit_xsrf":
-                self.cookie, self.xsrf = c.value, c.value
+                self.xsrf = c.value
+        # every cookie goes back, as a browser's would: behind nginx its sticky one (deploy/) keeps the session
+        # (websocket and upload PUTs) on one replica
+        self.cookie = "; ".join(f"{c.name}={c.value}" for c in jar)
         ws_url = self.base.replace("http://", "ws://") + "/_stcore/stream"
         self.ws = await websockets.connect(ws_url, subprotocols=["streamlit", self.xsrf] if self.xsrf else ["streamlit"],
-                                           additional_headers={"Cookie": f"_streamlit_xsrf={self.cookie}"},
+                                           additional_headers={"Cookie": self.cookie},
                                            max_size=None, open_timeout=30)
         self.reader = asyncio.create_task(self._read())
         self.poller = asyncio.create_task(self._auto_rerun())
@@ -199,7 +203,7 @@ class ProtocolSession:
         url = urls.upload_url if urls.upload_url.startswith("http") else self.base + urls.upload_url
         req = urllib.request.Request(url, data=body, method="PUT", headers={
             "Content-Type": f"multipart/form-data; boundary={boundary}", "X-Xsrftoken": self.xsrf,
-            "Cookie": f"_streamlit_xsrf={self.cookie}"})
+            "Cookie": self.cookie})
         await asyncio.to_thread(urllib.request.urlopen, req, None, 30)
         self.set_state(label, file_uploader_state_value=FileUploaderState(uploaded_file_info=[
             UploadedFileInfo(name=name, size=len(data), file_id=urls.file_id, file_urls=urls)]))
@@ -249,7 +253,7 @@ async def one_session(base: str, k: int, rounds: int, out: dict, timeout: float)
                 await step("records", "records", ("Records from", "Upload a CSV"), "Records CSV (one row per patient)",
                            f"batch{seed}.csv", records_csv(seed), "text/csv", r"Risk for 20 patients", r)
             else:
-                await step("forecast", "vitals", None, "Series CSV or PhysioNet .txt", f"stay{seed}.csv",
+                await step("forecast", "vitals", None, "Series CSV, PhysioNet .txt or .psv", f"stay{seed}.csv",
                            stay_csv(seed), "text/csv", r"Red raised the forecast", r)
     finally:
         await s.close()

@@ -7,19 +7,22 @@ result visible in that session's page. Errors = a wait that timed out, an error 
 traceback in the server log.
 
 Run: ``python benchmarks/load_test.py [--sessions 10] [--rounds 3]`` (needs Debian chromium). Bounded:
-at most ``--sessions`` pages, ``--rounds`` rounds and ``--deadline`` seconds. The browser runs on the same
-machine as the server, so its rendering competes for the same cores. Not a test.
+at most ``--sessions`` pages, ``--rounds`` rounds and ``--deadline`` seconds. ``--replicas N`` starts N
+servers behind Debian's nginx (``deploy/nginx.conf.template``, sticky sessions) and loads nginx instead.
+The browser runs on the same machine as the server, so its rendering competes for the same cores. Not a test.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import re
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -143,29 +146,66 @@ def cli(description: str) -> argparse.Namespace:
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds one result may take")
     ap.add_argument("--deadline", type=float, default=600.0, help="seconds for the whole run")
     ap.add_argument("--url", help="an already running server (default: start one on 127.0.0.1, a free port)")
+    ap.add_argument("--replicas", type=int, default=0,
+                    help="start N replicas behind Debian's nginx (deploy/nginx.conf.template) and load nginx")
     return ap.parse_args()
 
 
-def drive(args: argparse.Namespace, sessions, title: str) -> None:  # noqa: ANN001 - async (url) -> result dict
-    """Start a server (unless ``--url``), run ``sessions(url)`` within ``--deadline``, stop the server, and print
-    the report with the server log's tracebacks."""
-    log = tempfile.TemporaryFile(mode="w+")
-    server = None if args.url else start_server(log=log)
-    url = args.url.rstrip("/") if args.url else server.url
-    try:
+def _rss_mb(proc) -> float:  # noqa: ANN001 - a Popen
+    import psutil
+
+    with contextlib.suppress(psutil.Error):
+        return psutil.Process(proc.pid).memory_info().rss / 2**20
+    return float("nan")
+
+
+@contextlib.contextmanager
+def _target(args: argparse.Namespace, log) -> Iterator[tuple[str, list]]:  # noqa: ANN001 - a text file
+    """The URL to load and the server processes: ``--url``, one server, or ``--replicas N`` behind nginx."""
+    if args.url:
+        yield args.url.rstrip("/"), []
+    elif args.replicas:
+        from tests.support.nginx import running_nginx
+        from tests.support.server import running_servers
+
+        with tempfile.TemporaryDirectory(prefix="medai-nginx-") as tmp, \
+                running_servers(args.replicas, logs=[Path(tmp) / f"r{k}.log" for k in range(args.replicas)]) as servers, \
+                running_nginx([s.url.removeprefix("http://") for s in servers], Path(tmp) / "nginx") as ngx:
+            try:
+                yield ngx.url, [s.proc for s in servers]
+            finally:
+                for k in range(args.replicas):
+                    log.write((Path(tmp) / f"r{k}.log").read_text())
+    else:
+        server = start_server(log=log)
         try:
-            wait_healthy(url, timeout_s=30.0, proc=server.proc if server else None)
-        except ServerError as exc:  # run anyway: the sessions' errors and the log's tracebacks make the report
-            print(f"warning: {exc}", file=sys.stderr)
+            try:
+                wait_healthy(server.url, timeout_s=30.0, proc=server.proc)
+            except ServerError as exc:  # run anyway: the sessions' errors and the log's tracebacks make the report
+                print(f"warning: {exc}", file=sys.stderr)
+            yield server.url, [server.proc]
+        finally:
+            stop(server)
+
+
+def drive(args: argparse.Namespace, sessions, title: str) -> None:  # noqa: ANN001 - async (url) -> result dict
+    """Start a server, or ``--replicas N`` behind nginx (unless ``--url``), run ``sessions(url)`` within
+    ``--deadline``, stop them, and print the report with the servers' tracebacks, the throughput and each
+    server's resident memory at the end of the load."""
+    log = tempfile.TemporaryFile(mode="w+")
+    with _target(args, log) as (url, procs):
         t0 = time.perf_counter()
         out = asyncio.run(asyncio.wait_for(sessions(url), args.deadline))
         wall = time.perf_counter() - t0
-    finally:
-        if server is not None:
-            stop(server)
+        rss = [_rss_mb(p) for p in procs]
     log.seek(0)
-    report(f"# {title}: {args.sessions} concurrent sessions x {args.rounds} rounds, one server, wall {wall:.0f} s",
+    where = f"{args.replicas} replica(s) behind nginx" if args.replicas else "one server"
+    report(f"# {title}: {args.sessions} concurrent sessions x {args.rounds} rounds, {where}, wall {wall:.0f} s",
            out, log.read())
+    done = sum(len(out[k]) for k in ("scan", "records", "forecast"))
+    print(f"throughput: {done} results in {wall:.0f} s = {done / wall:.2f} results/s")
+    if rss:
+        print("resident memory per server at the end: " + ", ".join(f"{m:.0f} MB" for m in rss))
 
 
 def main() -> None:

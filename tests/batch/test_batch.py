@@ -174,8 +174,16 @@ def test_resume_skips_what_is_written(tmp_path: Path, ray_local):
     _job("image", paths[:3], out, model="busi_cnn")
     with pytest.raises(InputError, match="--resume"):
         _job("image", paths, out, model="busi_cnn")
-    res = _job("image", paths, out, model="busi_cnn", resume=True)
+    import io
+
+    from medai_core.batch.run import BatchJob, run_batch
+
+    bar = io.StringIO()  # the progress bar: inputs done of those left, the rate, the time left
+    res = run_batch(BatchJob("image", list(map(str, paths)), out, model="busi_cnn", workers=2, batch_size=2,
+                             resume=True), progress=bar)
     assert (res.inputs, res.skipped, res.written) == (6, 3, 3)
+    shown = bar.getvalue()
+    assert "3/3" in shown and ("input/s" in shown or "s/input" in shown), shown
     rows = _rows(out)
     assert sorted(rows["input"]) == sorted(map(str, paths)) and rows["input"].is_unique
     assert _job("image", paths, out, model="busi_cnn", resume=True).written == 0

@@ -123,3 +123,34 @@ def running_server(port: int | None = None, env: Mapping[str, str] | None = None
         yield server
     finally:
         stop(server)
+
+
+@contextlib.contextmanager
+def running_servers(count: int, env: Mapping[str, str] | None = None, logs: Sequence[Path] = (),
+                    extra_args: Sequence[str] = (), timeout_s: float = 90.0) -> Iterator[list[Server]]:
+    """Start ``count`` servers (replicas) at once, wait until all are healthy, and always stop them on leaving.
+
+    Args:
+        count: how many.
+        env: as for :func:`start_server`.
+        logs: one log file path per server (stdout and stderr together); none: output discarded.
+        extra_args: as for :func:`start_server`.
+        timeout_s: for all of them together (they start in parallel).
+
+    Raises:
+        ServerError: one did not become healthy in time (the others are stopped too).
+    """
+    servers: list[Server] = []
+    with contextlib.ExitStack() as stack:
+        for k in range(count):
+            log = stack.enter_context(open(logs[k], "w")) if logs else None  # closed by the stack
+            servers.append(start_server(env=env, log=log, extra_args=extra_args))
+        try:
+            deadline = time.monotonic() + timeout_s
+            for server in servers:
+                wait_healthy(server.url, max(1.0, deadline - time.monotonic()), server.proc)
+            yield servers
+        finally:
+            for server in servers:
+                if server.proc.poll() is None:
+                    stop(server)

@@ -1,0 +1,1 @@
+"""Deployment files: the nginx template for N replicas and its renderer (see README, "Deployment")."""
