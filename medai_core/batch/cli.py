@@ -37,8 +37,9 @@ def add_parser(sub) -> None:  # noqa: ANN001 - argparse's sub-parsers action
 
 
 def batch_command(args: argparse.Namespace) -> int:
-    from medai_core.batch.run import BatchJob, job_digest, run_batch
+    from medai_core.batch.run import BatchJob, client_auth, job_digest, run_batch
 
+    client_auth(args.address)
     job = BatchJob(args.modality, list(args.inputs), Path(args.out), model=args.model, explain=args.explain,
                    maps=Path(args.maps) if args.maps else None, target=args.target, frame=args.frame,
                    horizon=args.horizon, address=args.address, workers=args.workers, batch_size=args.batch_size,

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from medai_core.batch.inputs import expand_inputs
 from medai_core.batch.scorer import DEFAULT_MODEL, MODALITIES, SCHEMAS, BatchScorer
-from medai_core.errors import InputError
+from medai_core.errors import ConfigError, InputError
 
 ROOT = Path(__file__).resolve().parents[2]
 _SPEC_MODALITY = {"image": ("image",), "records": ("tabular",), "notes": ("text",), "vitals": ("series", "sepsis")}
@@ -106,11 +106,20 @@ def done_inputs(out: Path) -> set[str]:
     return done
 
 
+def client_auth(address: str | None) -> None:
+    """Ray 2.60 clusters require their token by default, but Ray Client sends it only with RAY_AUTH_MODE=token,
+    which Ray reads when it is imported: set it (before ``import ray``) when a token is at hand."""
+    if address and address.startswith("ray://") and "RAY_AUTH_MODE" not in os.environ and (
+            os.environ.get("RAY_AUTH_TOKEN") or (Path.home() / ".ray" / "auth_token").exists()):
+        os.environ["RAY_AUTH_MODE"] = "token"
+
+
 def _init_ray(address: str | None) -> None:
+    """Start (or join, with ``address``) Ray; quiet Ray Data's own progress output."""
     import ray
-    from ray.data import DataContext
 
     if not ray.is_initialized():
+        _check_reachable(address)
         env = {"PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
                "OMP_NUM_THREADS": "1"}
         for var in ("MEDAI_ASSETS_DIR", "MEDAI_AUDIT_URL", "MEDAI_AUDIT_PATH"):
@@ -118,10 +127,36 @@ def _init_ray(address: str | None) -> None:
                 env[var] = os.environ[var]
         kw: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
                                   runtime_env={"env_vars": env})
-        if address:
-            ray.init(address=address, **kw)
-        else:
-            ray.init(num_cpus=os.cpu_count() or 1, **kw)
+        try:
+            if address:
+                ray.init(address=address, **kw)
+            else:
+                ray.init(num_cpus=os.cpu_count() or 1, **kw)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise ConfigError(f"Could not reach the Ray cluster at {address or 'this machine'}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+    _quiet_data()
+
+
+def _check_reachable(address: str | None, timeout: float = 5.0) -> None:
+    """A HOST:PORT (or ray://HOST:PORT) that does not answer fails in seconds with a clear message; Ray itself
+    keeps retrying for minutes."""
+    import socket
+
+    if not address or address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--address takes auto, HOST:PORT or ray://HOST:PORT, not {address!r}.")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ConfigError(f"Could not reach the Ray cluster at {address}: {exc.strerror or exc}.") from exc
+
+
+def _quiet_data() -> None:
+    from ray.data import DataContext
+
     ctx = DataContext.get_current()
     ctx.enable_progress_bars = False  # ours is one bar over inputs, not Ray's per operator
     ctx.print_on_execution_start = False
@@ -131,6 +166,7 @@ def _init_ray(address: str | None) -> None:
 
 def run_batch(job: BatchJob, progress: TextIO | None = sys.stderr) -> BatchResult:
     """Run ``job``; ``progress`` gets the bar (None: quiet)."""
+    client_auth(job.address)
     import ray
     from tqdm import tqdm
 
@@ -147,6 +183,8 @@ def run_batch(job: BatchJob, progress: TextIO | None = sys.stderr) -> BatchResul
         result.seconds = time.perf_counter() - t0
         return result
     _init_ray(job.address)
+    if job.address and job.address.startswith("ray://"):
+        return _via_client(job, todo, result, progress, t0)
     blocks = math.ceil(len(todo) / job.batch_size)
     workers = min(blocks, job.workers or max(1, int(ray.cluster_resources().get("CPU", 1))))
     result.workers = workers
@@ -182,6 +220,36 @@ def run_batch(job: BatchJob, progress: TextIO | None = sys.stderr) -> BatchResul
     result.seconds = time.perf_counter() - t0
     result.input_digests = [digests[i] for i in sorted(digests)]
     return result
+
+
+def _via_client(job: BatchJob, todo: list[str], result: BatchResult, progress: TextIO | None, t0: float
+                ) -> BatchResult:
+    """Through Ray Client (``ray://``) the streaming executor cannot run in this process, so the whole job runs
+    as one task inside the cluster (inputs and ``--out`` are paths there: a shared mount); this process shows
+    the progress by counting the inputs in ``--out`` when it can see that folder."""
+    import dataclasses
+
+    import ray
+    from tqdm import tqdm
+
+    ref = ray.remote(num_cpus=0)(_in_cluster).remote(dataclasses.replace(job, inputs=todo, address=None, resume=True))
+    bar = tqdm(total=len(todo), unit="input", file=progress, disable=progress is None, mininterval=1)
+    seen = len(done_inputs(job.out))
+    while not ray.wait([ref], timeout=2)[0]:
+        try:
+            bar.update(max(0, len(done_inputs(job.out)) - seen - bar.n))
+        except (OSError, pa.ArrowException):
+            pass
+    bar.close()
+    inner = ray.get(ref)
+    inner.inputs, inner.skipped = result.inputs, result.skipped
+    inner.seconds = time.perf_counter() - t0
+    return inner
+
+
+def _in_cluster(job: BatchJob) -> BatchResult:
+    _quiet_data()
+    return run_batch(job, progress=None)
 
 
 def _fresh(block: pa.Table, written: set[str]) -> pa.Table:

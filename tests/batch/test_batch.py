@@ -201,6 +201,14 @@ def test_jobs_that_cannot_start_fail_first(tmp_path: Path):
         check_job(BatchJob("image", [], tmp_path / "o", model="no_such_model"))
     res = _cli("batch", "image", str(tmp_path), "--out", str(tmp_path / "o"), "--explain", "gradcam")
     assert res.returncode == 2 and "--maps" in res.stderr and "Traceback" not in res.stderr
+    from tests.support.server import free_port
+
+    (tmp_path / "a.png").write_bytes(make_png(speckle_image(1)))
+    for address in (f"127.0.0.1:{free_port()}", f"ray://127.0.0.1:{free_port()}"):  # nothing listens there
+        res = _cli("batch", "image", str(tmp_path / "a.png"), "--out", str(tmp_path / "o2"), "--address", address,
+                   timeout=60)
+        assert res.returncode == 2 and "Could not reach the Ray cluster" in res.stderr, res.stderr[-500:]
+        assert "Traceback" not in res.stderr
 
 
 def _job_workers(pid: int) -> list:
