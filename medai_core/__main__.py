@@ -57,6 +57,10 @@ def _image_predict(args: argparse.Namespace) -> int:
             models[name] = load_model(name)
         return models[name]
 
+    if args.model_dir:  # a user model folder (models.user), checked and loaded before any work
+        from medai_core.models.user import register_folder
+
+        args.model = register_folder(args.model_dir, load=True)
     if args.model:
         get_spec(args.model)  # an unknown name fails before any work, with a suggestion
     if args.explain:
@@ -353,6 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("paths", nargs="+", metavar="PATH")
     pr.add_argument("--model", default=None,
                     help="force this image model (default: chosen per scan by content, see `models`)")
+    pr.add_argument("--model-dir", metavar="DIR", help="use your own model: a folder with medai-model.json")
     pr.add_argument("--frame", type=int, default=0, help="frame of multi-frame scans (0-based; default 0)")
     pr.add_argument("--explain", metavar="NAME", help="also write heatmaps: gradcam, integrated_gradients, smoothgrad, occlusion")
     pr.add_argument("--target", help="class to explain (default: the predicted label)")

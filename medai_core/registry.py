@@ -37,6 +37,10 @@ class Registry(Generic[T]):
 
         return deco
 
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (e.g. a user model whose folder went away); absent names are ignored."""
+        self._entries.pop(name, None)
+
     def entry(self, name: str) -> Entry[T]:
         """The entry for ``name``; raises ``UnknownName`` with suggestions."""
         try:

@@ -158,6 +158,9 @@ def load_model(name: str) -> nn.Module:
     Raises:
         ModelError: weights missing, corrupt, or not matching the card's checksum.
     """
+    loader = MODELS.entry(name).meta.get("loader")
+    if loader is not None:  # a user model (models.user): read from its own folder, checked there
+        return loader()
     spec = get_spec(name)
     folder = assets_dir()
     path = folder / spec.weights

@@ -71,7 +71,8 @@ def explainers_for(spec: ModelSpec) -> list[str]:
     """The image explainers that apply to this model (the attention map only where the head has attention)."""
     from medai_core.explain import EXPLAINERS
 
-    return [n for n in EXPLAINERS.names(modalities="image") if n != "attention" or spec.extra.get("attention")]
+    return [n for n in EXPLAINERS.names(modalities="image") if (n != "attention" or spec.extra.get("attention"))
+            and (n != "gradcam" or spec.gradcam_layer)]
 
 
 def decide_indices(probs: np.ndarray, positive: int | Sequence[int], threshold: float) -> np.ndarray:
@@ -133,6 +134,8 @@ def explain(model: nn.Module, spec: ModelSpec, x: torch.Tensor, method: str, tar
     if target not in spec.labels:
         raise InputError(f"Unknown target class {target!r}; choose one of {', '.join(spec.labels)}.")
     if method == "gradcam":
+        if not spec.gradcam_layer and "layer" not in params:
+            raise InputError(spec.extra.get("gradcam_unavailable") or "This model names no layer for Grad-CAM.")
         params.setdefault("layer", spec.gradcam_layer)
     exp = fn(thread_copy(model) if copy_model else model, x, spec.labels.index(target), progress=progress, **params)
     return Explanation(exp.method, target, exp.attributions, exp.diagnostics, exp.params, exp.seconds)
