@@ -87,9 +87,22 @@ def read_card(name: str) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+_USER_DIGESTS: dict[tuple[str, int], str] = {}
+
+
 def weights_digest(name: str) -> str:
     """The sha256 of ``name``'s shipped weights as its card records it (``load_model`` checks the file against
     it), or ``"unknown"`` when the card does not say. Cheap: no weights are read."""
+    spec = get_spec(name)
+    if spec.extra.get("user_model"):  # no card with a checksum: the file's own sha256, once per file version
+        path = Path(spec.weights)
+        try:
+            key = (str(path), path.stat().st_mtime_ns)
+        except OSError:
+            return "unknown"
+        if key not in _USER_DIGESTS:
+            _USER_DIGESTS[key] = sha256_file(path)
+        return _USER_DIGESTS[key]
     try:
         return str(read_card(name).get("weights_sha256") or "unknown")
     except ModelError:
@@ -99,7 +112,7 @@ def weights_digest(name: str) -> str:
 def read_card_markdown(name: str) -> str:
     spec = get_spec(name)
     path = assets_dir() / spec.card
-    if not path.exists():
+    if not spec.card or not path.is_file():
         raise ModelError(f"Model card for {name!r} not found at {path}.")
     return path.read_text()
 
@@ -116,6 +129,9 @@ TRAIN_COMMAND = {"image": "image", "tabular": "records", "text": "notes"}
 def card_headline(name: str) -> list[tuple[str, str]]:
     """The few test-split numbers the home page shows for a model, by modality (label, formatted value)."""
     card = read_card(name)
+    if get_spec(name).extra.get("user_model"):  # its medai-model.json: no test split of ours
+        return [("Kind", "user model"), ("Version", str(card.get("version", "-"))),
+                ("Format", str(card.get("format", "-"))), ("Held-out data", "none supplied")]
     t = card["test"]
     modality = get_spec(name).modality
     if modality == "image" and "positive_auroc" in t:  # the pretrained models: 3-class and positive-vs-rest

@@ -150,7 +150,9 @@ def load_heldout(name: str, *, verify: bool = True) -> HeldOut:
     """
     from medai_core.models.spec import get_spec, read_card
 
-    get_spec(name)
+    if get_spec(name).extra.get("user_model"):  # heldout.csv support is still to come (issue 17)
+        raise HeldOutError(f"No held-out data supplied for the user model {name!r}: the reliability panel needs "
+                           "held-out outcomes, which user model folders cannot carry yet.")
     path = heldout_path(name)
     if not path.exists():
         raise HeldOutError(f"Held-out results for {name!r} not found at {path}. "

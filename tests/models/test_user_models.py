@@ -208,3 +208,20 @@ def test_cli_model_dir(folders, png, capsys):
     assert line["model"] == "tiny_ts" and set(line["probabilities"]) == {"normal", "abnormal"}
     assert main(["image", "predict", str(png), "--model-dir", str(folders["torchscript"].parent / "none")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_a_user_model_on_the_home_and_imaging_pages(folders, monkeypatch):
+    """Listed on the home page as a user model (no test-split numbers of ours), chosen on the Imaging page for a
+    demo scan: a prediction, and the reliability panel says there is no held-out data, without an exception."""
+    from medai_core.models import register_user_models
+    from tests.conftest import open_page
+
+    monkeypatch.setenv("MEDAI_MODEL_DIRS", str(folders["exported_program"]))
+    register_user_models()
+    at = open_page("home")
+    assert "user model" in [m.value for m in at.metric]
+    at = open_page("imaging")
+    at.selectbox(key="imaging.model").set_value("tiny_ep").run()
+    at.radio(key="imaging.source").set_value("Demo scan").run()
+    assert not at.exception
+    assert any("No held-out data supplied" in w.value for w in at.warning)
