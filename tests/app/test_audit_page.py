@@ -29,8 +29,8 @@ def trail(monkeypatch, tmp_path):
     return store
 
 
-def _app(user: dict | None, admins: list[str] | None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
+def _app(user: dict | None, admins: list[str] | None, script: str = APP) -> AppTest:
+    at = AppTest.from_file(script, default_timeout=120)
     if admins is not None:
         at.secrets["medai"] = {"admins": admins}
     if user is not None:
@@ -57,14 +57,7 @@ def _nav_pages(at: AppTest) -> set[str]:
 ])
 def test_non_admins_do_not_get_the_trail(trail, user, admins):
     assert _nav_pages(_app(user, admins)) == set()  # not in the menu
-    at = AppTest.from_file(PAGE, default_timeout=120)  # and a direct visit is refused
-    if admins is not None:
-        at.secrets["medai"] = {"admins": admins}
-    if user is not None:
-        at.user.clear()
-        at.user.update(user)
-    at.run()
-    assert not at.exception
+    at = _app(user, admins, PAGE)  # and a direct visit is refused
     assert any("Admins only" in e.value for e in at.error)
     assert not at.dataframe and not at.get("download_button") and not at.selectbox
 

@@ -23,6 +23,7 @@ from tests.support.nginx import (
     running_nginx,
     upstreams_for,
 )
+from tests.e2e.test_browser import browser  # noqa: F401  (the shared fixture)
 from tests.support.server import ServerError, running_servers, stop
 
 CHROMIUM = os.environ.get("MEDAI_CHROMIUM", "/usr/bin/chromium")
@@ -76,19 +77,6 @@ def test_rendered_config_passes_nginx_t(tmp_path):
         render("8080", ["127.0.0.1"], tmp_path)
 
 
-@pytest.fixture(scope="module")
-def browser():
-    _require(Path(CHROMIUM).exists(), f"chromium ({CHROMIUM})")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
-        yield b
-        b.close()
-
-
 def _session(browser, url: str):
     """A fresh browser (own cookies) on the Imaging page; its replica cookie."""
     ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
@@ -107,7 +95,7 @@ def _scan_result(page) -> None:
 
 
 @pytest.mark.e2e
-def test_two_replicas_sticky_sessions_and_a_stopped_replica(browser, tmp_path):
+def test_two_replicas_sticky_sessions_and_a_stopped_replica(browser, tmp_path):  # noqa: F811 - the fixture
     _require(nginx_available(), f"nginx ({NGINX})")
     with contextlib.ExitStack() as stack:
         try:
