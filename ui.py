@@ -39,8 +39,9 @@ def model_picker(modality: str, key: str, auto: str = "") -> str:
     """Select box of the registered models of a modality; returns the chosen name. With ``auto`` the first
     choice is that text (the page chooses per input) and returns ""."""
     names = ([""] if auto else []) + MODELS.names(modality=modality)
+    user = lambda n: "user model — " if get_spec(n).extra.get("user_model") else ""
     return st.selectbox("Model", names, key=key,
-                        format_func=lambda n: auto if not n else f"{n}: {get_spec(n).description}")
+                        format_func=lambda n: auto if not n else f"{n}: {user(n)}{get_spec(n).description}")
 
 
 def digest(data: bytes, full: bool = False) -> str:
@@ -327,7 +328,7 @@ def reliability_panel(name: str, current: float | None, *, key: str, view: str |
     f2.plotly_chart(sweep, key=f"{key}.sweep")
     where = "" if current is None else (f" This case: **{current:.{1 if fine else 0}%}**, " + ("at or above" if current >= thr else "below")
                                         + " the threshold.")
-    st.caption(f"{v.what}. 95% Wilson intervals.{where} {caption}")
+    st.caption(f"{v.what}. 95% Wilson intervals.{where} {caption} {held.meta.get('note', '')}")  # user: rows set aside
     if held.kind == "forecaster" and held.coverage:
         st.plotly_chart(coverage_figure(held.coverage, "Are the 10/50/90% quantiles honest? (held-out split)"),
                         key=f"{key}.cov")

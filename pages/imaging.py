@@ -99,7 +99,7 @@ p1, p2 = st.columns([2, 3])
 with p1:
     if pred.ood:
         what = ("**No image model recognises this scan**" if not route.forced and route.candidates else
-                f"**This scan does not look like {W.kind(model_name)}**")
+                f"**This scan does not look like {W.looks_like(model_name)}**")
         why = (f"OOD score {pred.ood_score:.1f} > {pred.ood_threshold:.1f}" if pred.ood_score > pred.ood_threshold else
                f"the DICOM header says {scan.modality}, which {model_name} does not read; OOD score "
                f"{pred.ood_score:.1f}, threshold {pred.ood_threshold:.1f}")

@@ -4,6 +4,9 @@ Torch-free on purpose (like ``catalog``): discovery reads manifests only. The mo
 and wrapped by ``user_module`` on the first ``load_model(name)``; files are only ever read as TorchScript
 (``torch.jit.load``) or as a ``torch.export`` program (``torch.export.load``), never unpickled.
 
+Optional files beside the manifest: ``heldout.csv`` (held-out results, read by ``trust.heldout``) and
+``reference.npz`` (OOD reference statistics, checked by ``user_module``; ``user_reference`` writes one).
+
 Folders come from ``$MEDAI_MODEL_DIRS`` (``os.pathsep``-separated; each entry a model folder or a folder of
 model folders), registered when ``medai_core.models`` is imported. A folder that cannot be used is skipped
 and its error kept (``user_model_problems``), so one broken folder never breaks the app.
@@ -31,6 +34,10 @@ INPUT_REQUIRED = ("channels", "size", "mean", "std")
 INPUT_OPTIONAL = ("resize",)
 NO_OOD = ("no reference statistics supplied: out-of-distribution inputs are not detected "
           "(OOD score 0, threshold infinite)")
+REFERENCE = "reference.npz"
+WITH_OOD = ("reference statistics supplied: {file} (the training images' reference features, checked when the model "
+            "loads); a scan far from them is flagged as out of distribution, and the automatic model choice "
+            "considers this model")
 NO_GRADCAM_TORCHSCRIPT = ("Grad-CAM needs hooks on a layer, and TorchScript modules cannot be hooked; "
                           "export the model with torch.export (format 'exported_program') to get Grad-CAM, "
                           "or choose another explainer.")
@@ -166,7 +173,9 @@ def _check_input(folder: Path, inp: dict[str, Any]) -> None:
 
 def spec_for(folder: Path | str, m: dict[str, Any]) -> ModelSpec:
     """The ``ModelSpec`` of a checked manifest. Inputs reach the model as grayscale in [0, 1] at ``input.size``
-    (the pipeline's own preprocessing); the wrapper repeats channels and normalises with ``mean``/``std``."""
+    (the pipeline's own preprocessing); the wrapper repeats channels and normalises with ``mean``/``std``.
+    A folder with ``reference.npz`` gets an OOD guard and ``extra["routing"]``: the router then weighs it beside
+    the shipped models (without one its OOD score is 0 and it would accept every scan, so it is never routed)."""
     folder = Path(folder).resolve()
     ts = m["format"] == "torchscript"
     layer = m.get("gradcam_layer", "")
@@ -175,6 +184,9 @@ def spec_for(folder: Path | str, m: dict[str, Any]) -> ModelSpec:
              "resize": m["input"].get("resize", "stretch"), "threshold": float(m.get("threshold", 0.5)),
              "temperature": float(m.get("temperature", 1.0)), "intended_use": m["intended_use"],
              "declared_gradcam_layer": layer, "ood": NO_OOD, "kind": "user model"}
+    if (folder / REFERENCE).is_file():  # read and checked by user_module.load_checked (torch-free here)
+        extra.update(ood=WITH_OOD.format(file=REFERENCE), reference=str(folder / REFERENCE),
+                     routing={"modalities": (), "body_parts": ()})  # no DICOM hints: its OOD guard decides
     if not layer:
         extra["gradcam_unavailable"] = "This model's medai-model.json names no gradcam_layer; choose another explainer."
     elif ts:
@@ -216,8 +228,12 @@ def register_folder(folder: Path | str, *, load: bool = False) -> str:
 
 
 def model_folders(dirs: str | None = None) -> tuple[list[Path], list[UserModelProblem]]:
-    """The model folders ``dirs`` (default ``$MEDAI_MODEL_DIRS``) lists, and entries that are not folders."""
-    raw = os.environ.get(DIRS_ENV, "") if dirs is None else dirs
+    """The model folders ``dirs`` (default ``$MEDAI_MODEL_DIRS``; when that is unset, ``~/.medai/models`` if it
+    exists: where the Train page saves) lists, and entries that are not folders."""
+    raw = os.environ.get(DIRS_ENV) if dirs is None else dirs
+    if raw is None:
+        home = default_models_home()
+        raw = str(home) if home.is_dir() else ""
     found, problems = [], []
     for entry in (e for e in raw.split(os.pathsep) if e.strip()):
         p = Path(entry).expanduser()
@@ -228,6 +244,11 @@ def model_folders(dirs: str | None = None) -> tuple[list[Path], list[UserModelPr
         else:
             problems.append(UserModelProblem(str(p), f"{DIRS_ENV} lists {p}, which is not a folder."))
     return found, problems
+
+
+def default_models_home() -> Path:
+    """``~/.medai/models``: where trained models are saved and found when ``$MEDAI_MODEL_DIRS`` is unset."""
+    return Path.home() / ".medai" / "models"
 
 
 _PROBLEMS: list[UserModelProblem] = []

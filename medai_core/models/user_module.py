@@ -9,14 +9,18 @@ What each format supports (see README, "Your own model"):
 """
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from medai_core.models.spec import ModelSpec
 from medai_core.models.user import ModelCheckError, ModelFileError
+from medai_core.models.user_reference import read_reference
 
 
 def read_module(fmt: str, path: Path) -> nn.Module:
@@ -24,8 +28,10 @@ def read_module(fmt: str, path: Path) -> nn.Module:
     try:
         if fmt == "torchscript":
             return torch.jit.load(str(path), map_location="cpu")
-        ep = torch.export.load(str(path))
-        return torch.export.unflatten(ep)
+        with warnings.catch_warnings():  # torch's own deprecation notice from its loader, not the user's concern
+            warnings.simplefilter("ignore", FutureWarning)
+            ep = torch.export.load(str(path))
+            return torch.export.unflatten(ep)
     except Exception as exc:  # noqa: BLE001 - any read failure is a model error for the user
         how = "torch.jit.save" if fmt == "torchscript" else "torch.export.save"
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
@@ -56,21 +62,23 @@ class UserImageModel(nn.Module):
     """The user's network behind the interface of the shipped image models.
 
     Takes (N, 1, H, W) grayscale in [0, 1] (the pipeline's input), repeats it to the declared channels and
-    normalises with the declared mean/std. No reference statistics: ``ood_score`` is 0 and ``ood_threshold``
-    infinite, so nothing is flagged as out of distribution.
+    normalises with the declared mean/std. With the folder's ``reference.npz`` (``reference``, checked arrays)
+    the OOD guard is ``backbones.reference_score`` on ``reference_features`` of the input, flagged above the file's
+    threshold; without it ``ood_score`` is 0 and ``ood_threshold`` infinite, so nothing is flagged.
     """
 
-    def __init__(self, net: nn.Module, spec: ModelSpec) -> None:
+    def __init__(self, net: nn.Module, spec: ModelSpec, reference: dict[str, np.ndarray] | None = None) -> None:
         super().__init__()
         self.net = net
         self.spec = spec
+        self.reference = reference
         e = spec.extra
         self.channels = int(e["channels"])
         self.register_buffer("mean", torch.tensor(e["mean"], dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(e["std"], dtype=torch.float32).view(1, -1, 1, 1))
         self.temperature = float(e["temperature"])
         self.decision_threshold = float(e["threshold"])
-        self.ood_threshold = float("inf")
+        self.ood_threshold = float(reference["threshold"]) if reference is not None else float("inf")
         self.pixel_mean = float(sum(e["mean"]) / len(e["mean"]))  # IG's "mean" baseline and occlusion's fill
         object.__setattr__(self, "_groups", {name: _Group(child) for name, child in _children(net)
                                              if next(child.parameters(), None) is not None})
@@ -81,11 +89,22 @@ class UserImageModel(nn.Module):
         return self.net((x - self.mean) / self.std)
 
     def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, the OOD guard's features): ``reference_features(x)`` (N, 1280) with reference statistics,
+        else the logits (unused: the score is 0)."""
         logits = self(x)
-        return logits, logits
+        if self.reference is None:
+            return logits, logits
+        from medai_core.models.backbones import reference_features
+
+        return logits, reference_features(x)
 
     def ood_score(self, feats: torch.Tensor) -> torch.Tensor:
-        return torch.zeros(feats.shape[0])
+        """(N,) distance to the reference statistics (0 without them)."""
+        if self.reference is None:
+            return torch.zeros(feats.shape[0])
+        from medai_core.models.backbones import reference_score
+
+        return torch.from_numpy(reference_score(self.reference, feats)).float()
 
     def named_children(self) -> Iterator[tuple[str, nn.Module]]:
         # the sanity check's layer groups: the user's top-level layers (not one group for the whole net)
@@ -122,7 +141,7 @@ class UserImageModel(nn.Module):
         # its graph) and a deep-copied ScriptModule's parameters are not leaves (their requires_grad is frozen)
         net = read_module(self.spec.extra["format"], Path(self.spec.weights))
         net.load_state_dict(self.net.state_dict())
-        clone = UserImageModel(net, self.spec)
+        clone = UserImageModel(net, self.spec, self.reference)  # the arrays are read-only: shared
         clone.load_state_dict(self.state_dict())
         for p, q in zip(self.parameters(), clone.parameters()):
             q.requires_grad_(p.requires_grad)
@@ -147,11 +166,12 @@ def _find_layer(net: nn.Module, dotted: str) -> nn.Module | None:
 
 
 def load_checked(spec: ModelSpec) -> UserImageModel:
-    """Read the module of ``spec``, probe it with zeros of the declared input (batch 2), check its Grad-CAM layer,
-    and wrap it (eval mode).
+    """Read the module of ``spec``, probe it with zeros of the declared input (batch 2), check its Grad-CAM layer
+    and its folder's ``reference.npz`` if there is one, and wrap it (eval mode).
 
     Raises:
-        ModelFileError: unreadable file. ModelCheckError: wrong output shape, non-finite outputs, unknown layer.
+        ModelFileError: unreadable model or reference file. ModelCheckError: wrong output shape, non-finite
+            outputs, unknown layer, reference statistics of another extractor, shape or with bad values.
     """
     e, folder = spec.extra, spec.extra["folder"]
     net = read_module(e["format"], Path(spec.weights))
@@ -185,4 +205,5 @@ def load_checked(spec: ModelSpec) -> UserImageModel:
         names = _layer_names(net)
         raise ModelCheckError(f"Model folder {folder}: gradcam_layer {layer!r} is not a layer of the model; "
                               f"some that are: {', '.join(names[:8])}{' ...' if len(names) > 8 else ''}.")
-    return UserImageModel(net, spec).eval()
+    reference = read_reference(e["reference"]) if e.get("reference") else None
+    return UserImageModel(net, spec, reference).eval()

@@ -32,15 +32,19 @@ A page, for example::
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from medai_core.errors import InputError, ModelError
 from medai_core.trust.alarms import Alarm, Coverage
+
+if TYPE_CHECKING:
+    from medai_core.models.spec import ModelSpec
 
 HELDOUT_SUFFIX = ".heldout.json"
 TOP_LABEL = "top label correct"  # the "positive class" of a multi-class model without a threshold (notes)
@@ -139,20 +143,21 @@ def parse_heldout(d: dict[str, Any]) -> HeldOut:
 
 
 def load_heldout(name: str, *, verify: bool = True) -> HeldOut:
-    """Load a registered model's held-out results.
+    """Load a registered model's held-out results (a user model: its folder's ``heldout.csv``).
 
     Args:
         name: registry name (unknown names raise ``UnknownName`` with suggestions).
-        verify: check that the results were computed from the weights the model card names.
+        verify: check that the results were computed from the weights the model card names (shipped models;
+            a user model's ``heldout.csv`` is taken as computed from the model file beside it).
 
     Raises:
         HeldOutError: the file is missing, unreadable, or (``verify``) stale.
     """
     from medai_core.models.spec import get_spec, read_card
 
-    if get_spec(name).extra.get("user_model"):  # heldout.csv support is still to come (issue 17)
-        raise HeldOutError(f"No held-out data supplied for the user model {name!r}: the reliability panel needs "
-                           "held-out outcomes, which user model folders cannot carry yet.")
+    spec = get_spec(name)
+    if spec.extra.get("user_model"):
+        return _user_heldout(spec)
     path = heldout_path(name)
     if not path.exists():
         raise HeldOutError(f"Held-out results for {name!r} not found at {path}. "
@@ -169,6 +174,51 @@ def load_heldout(name: str, *, verify: bool = True) -> HeldOut:
                                f"({ho.weights_sha256[:12]} != {want[:12]}); regenerate them with "
                                f"`python -m medai_core.train.heldout --models {name}`.")
     return ho
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _user_heldout(spec: ModelSpec) -> HeldOut:
+    """A user model's ``HeldOut`` from its folder's ``heldout.csv`` (``heldout_user``), shaped like the shipped
+    image models' results: ``probs`` = P(positive label), ``outcomes`` = the true label is the positive label."""
+    from medai_core.trust.heldout_user import (
+        HELDOUT_CSV,
+        NO_HELDOUT,
+        HeldOutCsvError,
+        parse_heldout_csv,
+    )
+
+    folder = Path(spec.extra["folder"])
+    path = folder / HELDOUT_CSV
+    if not path.is_file():
+        raise HeldOutError(f"{NO_HELDOUT} for the user model {spec.name!r}: add a {HELDOUT_CSV} to its folder (each "
+                           "held-out case's true label and every label's probability; see README, 'Your own "
+                           "model') to see its reliability here.")
+    try:
+        table = parse_heldout_csv(path.read_bytes(), spec.labels)
+        sha = _sha256(Path(spec.weights))
+    except OSError as exc:
+        raise HeldOutError(f"User model {spec.name!r}: {path.name} or its model file cannot be read "
+                           f"({exc.strerror or type(exc).__name__}).") from None
+    except HeldOutCsvError as exc:
+        raise HeldOutError(f"User model {spec.name!r}: {exc}") from None
+    pos, aside = spec.labels.index(spec.positive_label), table.set_aside
+    listed = list(aside[:20]) + ([f"... and {len(aside) - 20} more"] if len(aside) > 20 else [])
+    note = (f"{len(aside)} of {table.n_rows} rows set aside: {'; '.join(aside[:3])}{' ...' if len(aside) > 3 else ''}"
+            if aside else f"all {table.n_rows} rows used")
+    return HeldOut(
+        model=spec.name, kind="classifier", split="held-out", n=len(table.y), weights_sha256=sha,
+        threshold=float(spec.extra.get("threshold", 0.5)), threshold_source="the model folder's medai-model.json",
+        positive_label=spec.positive_label, probs=table.class_probs[:, pos].copy(), outcomes=table.y == pos,
+        labels=tuple(spec.labels), class_probs=table.class_probs, y=table.y,
+        meta={"source": f"{HELDOUT_CSV} in the model folder {folder}", "rows": table.n_rows,
+              "set_aside": len(aside), "set_aside_rows": listed, "note": f"{HELDOUT_CSV}: {note}"})
 
 
 @dataclass(frozen=True)

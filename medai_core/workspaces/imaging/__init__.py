@@ -18,7 +18,7 @@ from medai_core.workspaces.imaging.pipeline import (ImagePrediction, decide, dec
                                                     model_view, positive_group, predict, predict_batch,
                                                     prepare_input)
 from medai_core.workspaces.imaging.report import image_report
-from medai_core.workspaces.imaging.routing import Route, describe, forced, kind, route_scan, routed_models
+from medai_core.workspaces.imaging.routing import Route, describe, forced, kind, looks_like, route_scan, routed_models
 from medai_core.workspaces.imaging.samples import SAMPLES, available_samples, reference_dicoms, sample_path
 from medai_core.workspaces.imaging.trust import (faithfulness_image, sanity_check_estimate, sanity_check_image,
                                                  trust_image)
@@ -26,7 +26,7 @@ from medai_core.workspaces.imaging.trust import (faithfulness_image, sanity_chec
 MODALITY = "image"
 
 __all__ = ["COLORMAPS", "EXPLAINERS", "IG_BASELINES", "MODALITY", "SAMPLES", "VOI_LUT_PRESET", "ImagePrediction", "Route",
-           "Scan", "describe", "explainers_for", "forced", "kind", "positive_group", "predict_batch", "route_scan", "routed_models",
+           "Scan", "describe", "explainers_for", "forced", "kind", "looks_like", "positive_group", "predict_batch", "route_scan", "routed_models",
            "available_samples", "decide", "decide_indices", "deidentify_dicom", "explain", "explainer_for",
            "faithfulness_image", "image_attributions_csv", "image_figure", "image_report", "load_scan",
            "metadata_rows", "model_view", "normalise_map", "overlay", "predict", "prepare_input", "probability_figure",

@@ -13,8 +13,8 @@ Content decides over the header: a file labelled CR that the chest model rejects
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Callable, Sequence
 
 from medai_core.errors import ModelError
 from medai_core.io.scan import MetaItem, Scan
@@ -84,7 +84,14 @@ def kind(name: str) -> str:
 
 
 def describe(name: str) -> str:
-    return f"{kind(name)} model ({name})"
+    """"chest X-ray model (cxr_pneumonia)"; "user model (my_model)"."""
+    k = kind(name)
+    return f"{k} ({name})" if k.endswith(" model") else f"{k} model ({name})"
+
+
+def looks_like(name: str) -> str:
+    """What a scan should look like for the model: "chest X-ray"; "the training images of my_model"."""
+    return f"the training images of {name}" if get_spec(name).extra.get("user_model") else kind(name)
 
 
 # DICOM modalities that name an acquisition (PS3.3 C.7.3.1.1.1); a header naming one a model was not trained on
