@@ -1,4 +1,4 @@
-"""Command line: ``image predict|train``, ``records predict|schema|train``, ``notes predict|train``, ``models``.
+"""Command line: ``image predict|train|train-user|reference``, ``records predict|schema|train``, ``notes predict|train``, ``models``.
 
 ``records predict FILE.csv`` writes the input rows back as CSV on stdout with ``risk`` and ``label``
 appended; schema problems go to stderr, exit status 2. ``notes predict FILE ...`` (.txt files, or a
@@ -369,6 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "busi_cnn/busi_effnet: folder with benign/ malignant/ normal/ PNGs; cxr_pneumonia: folder with "
                      "manifest.csv and the JPEGs", None, _image_train)
     itr.add_argument("--model", default="busi_cnn", help="which image model to train (default busi_cnn)")
+    from medai_core.train.user_cli import add_parsers as add_user_training
+
+    add_user_training(img)
     rec = sub.add_parser("records", help="structured records: predict, schema, train").add_subparsers(dest="cmd", required=True)
     rp = rec.add_parser("predict", help="score a CSV of records; writes the rows back with risk and label on stdout")
     rp.add_argument("file", metavar="FILE.csv", help="records CSV following the schema (- for stdin)")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import os
 import sys
 from pathlib import Path
 
@@ -11,6 +12,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+# no user models but the tests' own: an empty MEDAI_MODEL_DIRS keeps ~/.medai/models (the default) out
+os.environ.setdefault("MEDAI_MODEL_DIRS", "")
 
 
 @pytest.fixture(scope="session", autouse=True)

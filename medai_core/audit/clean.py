@@ -10,7 +10,7 @@ import math
 import re
 from typing import Any
 
-ACTIONS = ("predict", "explain", "sanity_check", "export", "report", "batch")
+ACTIONS = ("predict", "explain", "sanity_check", "export", "report", "batch", "train")
 MAX_KEYS = 24
 MAX_KEY_CHARS = 40
 MAX_TEXT_CHARS = 64  # a label or a method name; not room for a sentence of a note
