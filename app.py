@@ -10,6 +10,7 @@ pages = [
     st.Page("pages/imaging.py", title="Imaging", icon=":material/radiology:", url_path="imaging"),
     st.Page("pages/records.py", title="Records", icon=":material/clinical_notes:", url_path="records"),
     st.Page("pages/vitals.py", title="Vital signs", icon=":material/monitor_heart:", url_path="vitals"),
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:", url_path="train"),
 ]
 if ui.is_admin():  # admins listed in the secrets only (the page checks again)
     pages.append(st.Page("pages/audit.py", title="Audit", icon=":material/history:", url_path="audit"))
