@@ -328,7 +328,7 @@ def reliability_panel(name: str, current: float | None, *, key: str, view: str |
     f2.plotly_chart(sweep, key=f"{key}.sweep")
     where = "" if current is None else (f" This case: **{current:.{1 if fine else 0}%}**, " + ("at or above" if current >= thr else "below")
                                         + " the threshold.")
-    st.caption(f"{v.what}. 95% Wilson intervals.{where} {caption} {held.meta.get('note', '')}")  # user: rows set aside
+    st.caption(f"{v.what}. 95% Wilson intervals.{where} {caption} {held.meta.get('note', '') if held.meta.get('set_aside_rows') is not None else ''}")
     if held.kind == "forecaster" and held.coverage:
         st.plotly_chart(coverage_figure(held.coverage, "Are the 10/50/90% quantiles honest? (held-out split)"),
                         key=f"{key}.cov")

@@ -111,6 +111,7 @@ def test_imaging_sanity_check_and_report_download(server, browser):
     assert "CompressedSamples" not in text and b"CompressedSamples" not in pdf  # the demo's patient name
     # the de-identified DICOM: offered once the user confirms there is no burned-in text (ultrasound)
     page.get_by_text("I have checked the image").click()
+    page.wait_for_timeout(1500)  # the rerun that offers the button: a click during it can hit the old element
     with page.expect_download(timeout=60_000) as dl:
         page.get_by_role("button", name="De-identified DICOM").click()
     ds = pydicom.dcmread(io.BytesIO(Path(dl.value.path()).read_bytes()))

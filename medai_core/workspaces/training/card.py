@@ -89,4 +89,7 @@ flagged as unlike the training images deserve a look, and scans passed are not t
 - Without a manifest, several images of one patient can fall on both sides of the split, which flatters the
   test results.
 - Trained on 2-D grayscale views (the default window of a DICOM); colour is not used.
+- A model trained on a small set readily learns shortcuts (burned-in markers, borders, patient position, the
+  scanner): look at its explanations on the Imaging page before trusting a test figure. A model of 1,000 chest
+  films trained this way in MedAI put its Grad-CAM on the neck and the film's top edge, not the lungs.
 """
