@@ -312,7 +312,7 @@ def reliability_panel(name: str, current: float | None, *, key: str, view: str |
     fine = v.default_threshold < 0.1  # a rare-event alarm (sepsis: about 0.02) needs a finer step than 0.01
     digits = 3 if fine else 2
     thr = st.slider("Operating threshold", 0.0, 1.0, float(round(v.default_threshold, digits)), 10.0 ** -digits,
-                    key=f"{key}.{view}.thr", format=f"%.{digits}f",
+                    key=f"{key}.{name}.{view}.thr", format=f"%.{digits}f",
                     help=f"Default {v.default_threshold:.{digits}f}: {v.threshold_source}. "
                          "Moving it changes only the rates below, not the model's decision.")
     op = operating_point(v.probs, v.outcomes, thr)

@@ -213,7 +213,7 @@ def _user_heldout(spec: ModelSpec) -> HeldOut:
     note = (f"{len(aside)} of {table.n_rows} rows set aside: {'; '.join(aside[:3])}{' ...' if len(aside) > 3 else ''}"
             if aside else f"all {table.n_rows} rows used")
     return HeldOut(
-        model=spec.name, kind="classifier", split="held-out", n=len(table.y), weights_sha256=sha,
+        model=spec.name, kind="classifier", split="test", n=len(table.y), weights_sha256=sha,
         threshold=float(spec.extra.get("threshold", 0.5)), threshold_source="the model folder's medai-model.json",
         positive_label=spec.positive_label, probs=table.class_probs[:, pos].copy(), outcomes=table.y == pos,
         labels=tuple(spec.labels), class_probs=table.class_probs, y=table.y,
