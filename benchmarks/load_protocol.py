@@ -57,6 +57,7 @@ class ProtocolSession:
         self.finished = 0  # script runs (full or fragment) finished so far
         self.states: dict[str, object] = {}  # widget id -> WidgetState we keep sending
         self.fragments: dict[str, float] = {}  # fragment id -> auto-rerun interval
+        self.widget_fragment: dict[str, str] = {}  # widget label -> the fragment that drew it ("" = none)
         self.view = RunView()
         self.changed = asyncio.Event()
         self.file_urls: dict[str, asyncio.Future] = {}
@@ -135,16 +136,17 @@ class ProtocolSession:
                 if fut is not None and not fut.done():
                     fut.set_result(msg.file_urls_response)
             elif kind == "delta" and msg.delta.WhichOneof("type") == "new_element":
-                self._element(msg.delta.new_element)
+                self._element(msg.delta.new_element, msg.delta.fragment_id)
             elif kind == "script_finished":
                 self.finished += 1
             self.changed.set()
 
-    def _element(self, el) -> None:  # noqa: ANN001 - an Element proto
+    def _element(self, el, fragment_id: str = "") -> None:  # noqa: ANN001 - an Element proto
         kind = el.WhichOneof("type")
         sub = getattr(el, kind)
         if hasattr(sub, "id") and hasattr(sub, "label") and sub.id:
             self.view.widgets[sub.label] = (sub.id, sub)
+            self.widget_fragment[sub.label] = fragment_id
         if kind == "markdown":
             self.view.texts.append(sub.body)
         elif kind == "alert":
@@ -179,6 +181,22 @@ class ProtocolSession:
 
         wid = self.view.widgets[label][0]
         self.states[wid] = WidgetState(id=wid, **value)
+
+    async def move(self, label: str, timeout: float = 30.0, **value: object) -> float:
+        """Change one widget as a user would and wait for the run it starts (the widget's fragment only, when
+        it sits in one, as the frontend does) to finish. Returns the seconds from sending to ``script_finished``."""
+        self.set_state(label, **value)
+        runs, t0 = self.finished, time.perf_counter()
+        await self.rerun(fragment_id=self.widget_fragment.get(label, ""))
+        while self.finished == runs:
+            if time.perf_counter() - t0 > timeout:
+                raise TimeoutError(f"moving {label!r}: no run finished in {timeout:.0f} s")
+            self.changed.clear()
+            try:
+                await asyncio.wait_for(self.changed.wait(), 1.0)
+            except asyncio.TimeoutError:
+                pass
+        return time.perf_counter() - t0
 
     async def open_page(self, page: str, ready: str, timeout: float) -> None:
         self.states.clear()

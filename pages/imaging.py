@@ -51,7 +51,9 @@ with st.sidebar:
         w = st.slider("Width", 1.0, 2 * span + 1, float(min(window[1], 2 * span + 1)), key=f"imaging.w.{key}.{preset}")
         window = (c, w)
     zoom = st.slider("Zoom", 1.0, 8.0, 1.0, 0.5, key="imaging.zoom", help="Drag to pan; scroll or box-zoom too")
-    display = W.render(scan, frame, window, use_voi_lut=preset == W.VOI_LUT_PRESET)
+    # the rendered view, keyed by what determines it (its figures are then keyed by that key, not its pixels)
+    display = ui.Keyed(ui.value(W.render, ui.Keyed(scan, ("scan", key)), frame, window, use_voi_lut=preset == W.VOI_LUT_PRESET),
+                       ("display", key, frame, window, preset == W.VOI_LUT_PRESET))
     try:
         if model_name:  # forced by the user
             spec, model = get_spec(model_name), ui.cached_model(model_name)
@@ -110,18 +112,19 @@ with p1:
         st.metric("Prediction", pred.label, f"{pred.probabilities[pred.label]:.0%} calibrated", delta_color="off")
     st.caption(f"{spec.name} · prediction {pred.seconds * 1000:.0f} ms · the model sees the file's default window "
                f"in grey at {spec.input_size[0]} x {spec.input_size[1]}")
-p2.plotly_chart(W.probability_figure(pred, muted=pred.ood), key="imaging.probs")
+p2.plotly_chart(ui.figure(W.probability_figure, ui.Keyed(pred, ("pred", key, frame, model_name)), muted=pred.ood),
+                key="imaging.probs")
 
 side_attention = bool(spec.extra.get("attention")) and method != "attention"  # shown beside the chosen map
 col_a, col_b, *col_c = st.columns(3 if side_attention else 2)
-col_a.plotly_chart(W.image_figure(display, "Scan", zoom, width_hint=360 if side_attention else 460),
+col_a.plotly_chart(ui.figure(W.image_figure, display, "Scan", zoom, width_hint=360 if side_attention else 460),
                    key="imaging.original")
 if side_attention:
     try:
         att = ui.cached_attention(key, frame, model_name, x)
-        col_c[0].plotly_chart(W.image_figure(W.overlay(display, W.normalise_map(att.attributions, signed=False), opacity,
-                                                       cmap), "Attention map (where the head pooled from)", zoom,
-                                             width_hint=360), key="imaging.attention")
+        col_c[0].plotly_chart(ui.figure(W.map_figure, display, att.attributions,
+                                        False, "absolute", opacity, cmap, "Attention map (where the head pooled from)", zoom,
+                                        width_hint=360), key="imaging.attention")
         col_c[0].caption(f"The head's weight on each cell of its {att.params['grid']} feature grid (the same for "
                          f"every class: where the model pooled from, not which way it pushed). Top cell "
                          f"{att.diagnostics['max_weight']:.0%} of the total; uniform would be "
@@ -160,9 +163,8 @@ def explanation_view() -> None:
     except Exception as err:  # noqa: BLE001 - shown as a message, never a traceback
         ui.show_error(err)
         return
-    heat = W.normalise_map(exp.attributions, signed=meta["signed"], mode=sign)
-    st.plotly_chart(W.image_figure(W.overlay(display, heat, opacity, cmap), f"{meta['label']}: '{target}'", zoom,
-                                   width_hint=360 if side_attention else 460),
+    st.plotly_chart(ui.figure(W.map_figure, display, exp.attributions, meta["signed"], sign,
+                              opacity, cmap, f"{meta['label']}: '{target}'", zoom, width_hint=360 if side_attention else 460),
                     key="imaging.overlay")
     facts = [f"{meta['label']} in {exp.seconds * 1000:.0f} ms" + (f" ({est_short})" if est_short else "")]
     if "convergence_delta" in exp.diagnostics:
@@ -185,8 +187,9 @@ if exp_done is not None:
         m1, m2 = st.columns(2)
         for col, (name, amap) in zip((m1, m2), (("trained model", rep.cascade.trained),
                                                 ("fully randomised model", rep.cascade.randomised))):
-            col.plotly_chart(W.image_figure(W.overlay(display, W.normalise_map(amap, signed=meta["signed"], mode=sign), opacity, cmap),
-                                          f"{meta['label']}: {name}", zoom, width_hint=360), key=f"imaging.sanity.{name}")
+            col.plotly_chart(ui.figure(W.map_figure, display, amap, meta["signed"], sign,
+                                       opacity, cmap, f"{meta['label']}: {name}", zoom, width_hint=360),
+                             key=f"imaging.sanity.{name}")
 
     one = est or ui.estimate(model_name, spec.modality, x, method, params)
     rep = ui.trust_panel(job_key, lambda progress: W.trust_image(model, spec, x, method, target, exp_done, progress, **params),

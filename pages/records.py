@@ -133,11 +133,11 @@ def structured_tab() -> None:
                        icon=":material/rule:")
         c1.markdown(f"Label: **{scores.labels[row]}** (threshold {scores.threshold:.0%}, chosen on validation by Youden's J)  \n"
                     f":gray[scored {int(scores.scored.sum()):,} of {len(table):,} record(s) in {score_ms:.0f} ms]")
-        c1.plotly_chart(R.risk_figure(scores.risk[row], scores.threshold, spec.extra["risk_of"], d["reference_risk"]), key="records.risk")
+        c1.plotly_chart(ui.figure(R.risk_figure, scores.risk[row], scores.threshold, spec.extra["risk_of"], d["reference_risk"]), key="records.risk")
         with st.expander("How sure is the model? Reliability on the held-out split and the operating threshold", expanded=True):
             ui.reliability_panel(name, float(scores.risk[row]), key="records.rel",
                                  caption="The label above always uses the validated threshold.")
-        st.plotly_chart(R.attribution_figure(R.attribution_frame(exp, table, row),
+        st.plotly_chart(ui.figure(R.attribution_figure, R.attribution_frame(exp, table, row),
                                            f"Why {scores.risk[row]:.1%} rather than the reference patient's {d['reference_risk']:.1%}"),
                         key="records.attr")
         extra = (f"convergence delta {d['convergence_delta']:.2e} ({d['relative_delta']:.2%} of the difference)"
@@ -147,7 +147,7 @@ def structured_tab() -> None:
         with st.expander("Can I trust these attributions? Sanity check and faithfulness", expanded=False):
             names = [f.label for f in R.SCHEMA]
             rep = ui.trust_panel(f"records|{key}", lambda progress: R.trust_record(model, spec, table, row, method, exp, progress),
-                                 lambda r: st.plotly_chart(R.maps_side_by_side(r.cascade.trained, r.cascade.randomised, names,
+                                 lambda r: st.plotly_chart(ui.figure(R.maps_side_by_side, r.cascade.trained, r.cascade.randomised, names,
                                                                              "Attributions: trained vs fully randomised model"),
                                                            key="records.sanity.maps"),
                                  audit_as={"workspace": "records", "model": name, "sha": table_sha,
@@ -159,11 +159,11 @@ def structured_tab() -> None:
         layer = a1.selectbox("Layer", range(att.shape[0]), format_func=lambda i: f"layer {i + 1}", index=att.shape[0] - 1, key="records.layer")
         head = a2.selectbox("Head", [-1, *range(att.shape[1])], format_func=lambda h: "mean of heads" if h < 0 else f"head {h + 1}", key="records.head")
         w = att[layer].mean(0) if head < 0 else att[layer, head]
-        st.plotly_chart(R.attention_bar(w, names, f"CLS-to-feature attention, layer {layer + 1}, "
+        st.plotly_chart(ui.figure(R.attention_bar, w, names, f"CLS-to-feature attention, layer {layer + 1}, "
                                       f"{'mean of heads' if head < 0 else f'head {head + 1}'}"), key="records.attn")
         st.caption("Attention shows where the model looked, not whether a value raised or lowered the risk.")
         with st.expander("All layers and heads"):
-            st.plotly_chart(R.attention_heatmap(att, names, "CLS-to-feature attention"), key="records.attn_all")
+            st.plotly_chart(ui.figure(R.attention_heatmap, att, names, "CLS-to-feature attention"), key="records.attn_all")
         st.subheader("Take it away")
         ui.take_away("records.take", lambda: R.record_report(table, row, spec, scores, exp, attention=att,
                                                            sanity=rep.summary() if rep else None),
@@ -179,7 +179,7 @@ def structured_tab() -> None:
                 st.session_state[gkey] = R.global_importance(model, spec, table)
         g = st.session_state[gkey]
         ui.audit("explain", "records", name, sha=table_sha, params={"scope": "batch", "method": "integrated_gradients"})
-        st.plotly_chart(R.importance_figure(g, f"Mean |contribution| over {g.attrs['n_records']} records "
+        st.plotly_chart(ui.figure(R.importance_figure, g, f"Mean |contribution| over {g.attrs['n_records']} records "
                                              "(Integrated Gradients on feature tokens)"), key="records.global")
 
 
@@ -226,7 +226,7 @@ def notes_tab() -> None:
         i = st.selectbox("Note to explain", range(len(notes)), format_func=lambda k: notes[k].ref, key="notes.pick")
     note, pred = notes[i], preds[i]
     c1, c2 = st.columns([3, 2])
-    c1.plotly_chart(N.class_probability_figure(pred.top(3), "Top 3 specialties (calibrated)"), key="notes.probs")
+    c1.plotly_chart(ui.figure(N.class_probability_figure, pred.top(3), "Top 3 specialties (calibrated)"), key="notes.probs")
     win = spec.extra["max_tokens"]
     c2.markdown(f"**{pred.label}** · {pred.probabilities[pred.label]:.0%}  \n:gray[classified {len(notes)} note(s) in {classify_ms:.0f} ms]  \n"
                 f"{pred.n_tokens:,} words"
@@ -255,11 +255,11 @@ def notes_tab() -> None:
                f"{ta.explanation.seconds * 1000:.0f} ms, convergence delta {d['relative_delta']:.2%} of the logit difference. "
                "Red: evidence for the specialty; green: against. Hover a word for its value.")
     st.markdown(N.highlight_html(ta.tokens, ta.values, signed=True), unsafe_allow_html=True)
-    st.plotly_chart(N.word_bar(N.top_words(ta.tokens, ta.values), f"Words that moved '{target}' most"), key="notes.words")
+    st.plotly_chart(ui.figure(N.word_bar, N.top_words(ta.tokens, ta.values), f"Words that moved '{target}' most"), key="notes.words")
     with st.expander("Can I trust these word attributions? Sanity check and faithfulness", expanded=False):
         words_read = [enc.tokens.text[a:b] for a, b in enc.tokens.spans]
         rep = ui.trust_panel(f"notes|{key}", lambda progress: N.trust_note(model, spec, vocab, enc, target, ta.values, progress),
-                             lambda r: st.plotly_chart(N.maps_side_by_side(r.cascade.trained, r.cascade.randomised, words_read,
+                             lambda r: st.plotly_chart(ui.figure(N.maps_side_by_side, r.cascade.trained, r.cascade.randomised, words_read,
                                                                          "Word attributions: trained vs fully randomised model"),
                                                        key="notes.sanity.maps"),
                              audit_as={"workspace": "notes", "model": name, "sha": note_sha, "params": {"target": target}})
@@ -274,7 +274,7 @@ def notes_tab() -> None:
                "spread" + (" (this head spreads its attention almost evenly)." if N.attention_peakedness(w) < 2 else "."))
     st.markdown(N.highlight_html(enc.tokens, w, signed=False), unsafe_allow_html=True)
     words = [enc.tokens.text[a:b] for a, b in enc.tokens.spans]
-    st.plotly_chart(N.attention_bar(np.asarray(w), [f"{wd} #{k + 1}" for k, wd in enumerate(words)],
+    st.plotly_chart(ui.figure(N.attention_bar, np.asarray(w), [f"{wd} #{k + 1}" for k, wd in enumerate(words)],
                                   f"Most attended words, layer {layer + 1}", top=15), key="notes.attn")
     st.subheader("Take it away")
     ui.take_away("notes.take", lambda: N.note_report(note.text, spec, vocab, pred, ta, attention=att, ref=note.ref,

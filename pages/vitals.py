@@ -48,7 +48,7 @@ if st.radio("Task", ["Forecast vital signs", "Sepsis early warning"], horizontal
     m1.metric(f"Risk at hour {record.hours[hour]:g}", f"{sc.risk[hour]:.1%}")
     m2.metric("Alarm at that hour", "yes" if sc.alarm[hour] else "no")
     m3.metric("First alarm", f"hour {record.hours[alarms[0]]:g}" if len(alarms) else "none")
-    st.plotly_chart(S.risk_figure(record.hours, sc.risk, sc.threshold, sc.alarm, hour, record.recorded_label),
+    st.plotly_chart(ui.figure(S.risk_figure, record.hours, sc.risk, sc.threshold, sc.alarm, hour, record.recorded_label),
                     key="sepsis.risk")
     st.caption(f"sepsis_gru, {record.n_hours} hours scored in {ms:.0f} ms. The risk at each hour uses the rows up to that "
                f"hour only; the alarm fires where it reaches {sc.threshold:.1%} (the threshold that maximised the "
@@ -63,8 +63,8 @@ if st.radio("Task", ["Forecast vital signs", "Sepsis early warning"], horizontal
     ui.audit("explain", "vitals", sspec.name, sha=rec_sha, params={"hour": int(hour), "method": method})
     vars_ = sspec.extra["variables"]
     a1, a2 = st.columns([1, 2])
-    a1.plotly_chart(S.attention_figure(record.hours, sc.attention[hour], hour), key="sepsis.att")
-    a2.plotly_chart(S.sepsis_attribution_heatmap(exp.attributions, record.values, record.hours, vars_,
+    a1.plotly_chart(ui.figure(S.attention_figure, record.hours, sc.attention[hour], hour), key="sepsis.att")
+    a2.plotly_chart(ui.figure(S.sepsis_attribution_heatmap, exp.attributions, record.values, record.hours, vars_,
                                                  f"What moved the risk at hour {record.hours[hour]:g}"), key="sepsis.attr")
     st.caption(f"{W.explainer_for(method, 'sepsis')[1]['label']} in {exp.seconds * 1000:.0f} ms, on the risk logit. Red raised "
                "the risk, blue lowered it, against every value at its training mean (what was measured, and when, kept). "
@@ -76,7 +76,7 @@ if st.radio("Task", ["Forecast vital signs", "Sepsis early warning"], horizontal
         c[1].metric("PPV (patients alarmed)", f"{op['ppv_patients']:.0%}")
         c[2].metric("Alarms per patient-day", f"{op['alarm_episodes_per_patient_day']:.2f}")
         c[3].metric("Median hours of warning", f"{op['median_warning_hours']:.0f} h")
-        st.plotly_chart(S.operating_figure(op), key="sepsis.op")
+        st.plotly_chart(ui.figure(S.operating_figure, op), key="sepsis.op")
         b = op.get("baseline", {})
         st.caption(f"{op['patients']:,} held-out patients ({op['septic_patients']} septic): normalized utility "
                    f"{op['utility']:.3f}, AUROC {op['auroc']:.3f}, AUPRC {op['auprc']:.3f}"
@@ -87,7 +87,7 @@ if st.radio("Task", ["Forecast vital signs", "Sepsis early warning"], horizontal
         ui.reliability_panel("sepsis_gru", float(sc.risk[: hour + 1].max()), key="sepsis.rel")
     with st.expander("Can I trust this map? Sanity check and faithfulness", expanded=False):
         rep = ui.trust_panel(f"sepsis|{key}", lambda progress: S.trust_sepsis(smodel, sspec, record, hour, method, exp, progress),
-                             lambda r: st.plotly_chart(W.maps_side_by_side(r.cascade.trained, r.cascade.randomised,
+                             lambda r: st.plotly_chart(ui.figure(W.maps_side_by_side, r.cascade.trained, r.cascade.randomised,
                                                                            [v.label for v in vars_],
                                                                            "Contributions (hour x variable): trained vs fully randomised"),
                                                        key="sepsis.sanity.maps"),
@@ -156,7 +156,7 @@ for w in warns:
 series_sha = ui.digest(np.ascontiguousarray(series.values).tobytes(), full=True)
 ui.audit("predict", "vitals", name, sha=series_sha, params={"horizon": horizon},
          summary={"alarm": bool(warns), "threshold_warnings": len(warns)})
-st.plotly_chart(W.forecast_figure(series, fc, signals, show), key="vitals.chart")
+st.plotly_chart(ui.figure(W.forecast_figure, series, fc, signals, show), key="vitals.chart")
 st.caption(f"{spec.name}, forecast in {fc_ms:.0f} ms: median (line) and 10-90% interval (band) of each signal's mean per {series.step_minutes}-minute "
            "step; green band = normal range; dotted orange = clinical thresholds; dashed grey = forecast start. "
            "The bottom row is the model's attention over the past steps it read.")
@@ -182,7 +182,7 @@ if key not in st.session_state:
 exp = st.session_state[key]
 ui.audit("explain", "vitals", name, sha=series_sha, params={"signal": sig, "ahead": int(ahead), "method": method})
 label = next(x.label for x in signals if x.name == sig)
-st.plotly_chart(W.attribution_heatmap(exp.attributions, series, fc.window_times, signals,
+st.plotly_chart(ui.figure(W.attribution_heatmap, exp.attributions, series, fc.window_times, signals,
                                     f"Contribution of each past value to the median {label} at +{ahead} step(s)"),
                 key="vitals.attr")
 d = exp.diagnostics
@@ -191,7 +191,7 @@ st.caption(f"{W.explainer_for(method, 'series')[1]['label']} in {exp.seconds * 1
            "forecast, blue lowered it, measured against every value at its training mean.")
 with st.expander("Can I trust this map? Sanity check and faithfulness", expanded=False):
     rep = ui.trust_panel(f"vitals|{key}", lambda progress: W.trust_forecast(model, spec, series, sig, ahead, method, exp, progress),
-                         lambda r: st.plotly_chart(W.maps_side_by_side(r.cascade.trained, r.cascade.randomised,
+                         lambda r: st.plotly_chart(ui.figure(W.maps_side_by_side, r.cascade.trained, r.cascade.randomised,
                                                                      [x.label for x in signals],
                                                                      "Contributions (step x signal): trained vs fully randomised"),
                                                    key="vitals.sanity.maps"),

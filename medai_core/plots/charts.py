@@ -7,18 +7,26 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from medai_core.plots.marks import Marks, add_marks, vline
+
 RAISE, LOWER, NEUTRAL = "#c0392b", "#27ae60", "#2e86c1"
+
+
+def _zero_line() -> Marks:
+    marks = Marks()
+    vline(marks, 0, color="#333", width=1)
+    return marks
 
 
 def risk_figure(risk: float, threshold: float, risk_of: str, reference: float | None = None) -> go.Figure:
     """One horizontal bar of calibrated risk on 0-100%, with the decision threshold (and reference risk)."""
     fig = go.Figure(go.Bar(x=[risk * 100], y=[""], orientation="h", marker_color=RAISE if risk >= threshold else NEUTRAL,
                            text=[f"{risk:.1%}"], textposition="outside", hoverinfo="skip"))
-    fig.add_vline(x=threshold * 100, line_dash="dash", line_color="#555",
-                  annotation_text=f"threshold {threshold:.0%}", annotation_position="top")
+    marks = Marks()
+    vline(marks, threshold * 100, dash="dash", color="#555", text=f"threshold {threshold:.0%}")
     if reference is not None:
-        fig.add_vline(x=reference * 100, line_dash="dot", line_color="#888",
-                      annotation_text=f"reference {reference:.0%}", annotation_position="bottom")
+        vline(marks, reference * 100, dash="dot", color="#888", text=f"reference {reference:.0%}", position="bottom")
+    add_marks(fig, marks)
     fig.update_layout(height=150, margin=dict(l=10, r=10, t=30, b=30), xaxis=dict(range=[0, 105], title=f"risk of {risk_of} (%)"),
                       showlegend=False)
     return fig
@@ -35,7 +43,7 @@ def attribution_figure(frame: pd.DataFrame, title: str, top: int = 15, unit: str
     fig = go.Figure(go.Bar(x=vals, y=f["shown"], orientation="h", marker_color=[RAISE if v > 0 else LOWER for v in vals],
                            text=[f"{v:+.1f}" if abs(v) >= 0.05 else f"{v:+.2f}" for v in vals], textposition="auto",
                            hovertemplate="%{y}: %{x:+.3f}<extra></extra>"))
-    fig.add_vline(x=0, line_color="#333", line_width=1)
+    add_marks(fig, _zero_line())
     fig.update_layout(title=title, height=max(260, 26 * len(f) + 90), margin=dict(l=10, r=10, t=50, b=40),
                       xaxis_title=f"contribution ({unit}); red raises, green lowers", yaxis=dict(automargin=True))
     return fig
@@ -95,7 +103,7 @@ def word_bar(words: Sequence[tuple[str, float]], title: str) -> go.Figure:
     vals = [v for _, v in w]
     fig = go.Figure(go.Bar(x=vals, y=[k for k, _ in w], orientation="h", marker_color=[RAISE if v > 0 else LOWER for v in vals],
                            hovertemplate="%{y}: %{x:+.3f}<extra></extra>"))
-    fig.add_vline(x=0, line_color="#333", line_width=1)
+    add_marks(fig, _zero_line())
     fig.update_layout(title=title, height=max(260, 22 * len(w) + 90), margin=dict(l=10, r=10, t=50, b=40),
                       xaxis_title="contribution to the class logit; red for, green against", yaxis=dict(automargin=True))
     return fig

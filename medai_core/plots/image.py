@@ -12,6 +12,8 @@ import numpy as np
 import pandas  # noqa: F401
 import plotly.graph_objects as go
 
+from medai_core.plots.marks import Marks, add_marks, vline
+
 MAX_DISPLAY_SIDE = 1024
 
 
@@ -27,49 +29,77 @@ class ClassProbabilities(Protocol):
     positive_probability: float
 
 
-def _to_uint8_rgb(img: np.ndarray) -> np.ndarray:
+def _to_uint8(img: np.ndarray) -> np.ndarray:
+    """(H, W) grey or (H, W, 3) RGB as uint8, from [0, 1] floats or uint8."""
     if img.dtype != np.uint8:
         img = (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+    return img
+
+
+def _to_uint8_rgb(img: np.ndarray) -> np.ndarray:
+    img = _to_uint8(img)
     if img.ndim == 2:
         img = np.repeat(img[..., None], 3, -1)
     return img
 
 
+def display_side(width_hint: int, zoom: float = 1.0) -> int:
+    """The longest side an image is sent at: twice the width it is shown at (sharp on high-density screens),
+    times the zoom, at most ``MAX_DISPLAY_SIDE``. The model input is unaffected."""
+    return int(min(MAX_DISPLAY_SIDE, max(256, round(2 * width_hint * max(zoom, 1.0)))))
+
+
 def downsample_for_display(img: np.ndarray, max_side: int = MAX_DISPLAY_SIDE) -> np.ndarray:
-    """Shrink very large images for the browser (the model input is unaffected)."""
+    """Shrink large images for the browser (the model input is unaffected); grey stays grey."""
     from PIL import Image
 
     h, w = img.shape[:2]
     if max(h, w) <= max_side:
         return img
     s = max_side / max(h, w)
-    u8 = _to_uint8_rgb(img)
-    return np.asarray(Image.fromarray(u8).resize((max(1, round(w * s)), max(1, round(h * s))), Image.LANCZOS))
+    return np.asarray(Image.fromarray(_to_uint8(img)).resize((max(1, round(w * s)), max(1, round(h * s))), Image.LANCZOS))
+
+
+def png_data_uri(img: np.ndarray) -> str:
+    """A PNG data URI of a grey or RGB image, for the browser. Fast zlib level 1: at 256 x 256 about 3x faster
+    than plotly.express's default level with 2% more bytes (both lossless)."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(_to_uint8(img)).save(buf, format="PNG", compress_level=1)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def image_figure(img: np.ndarray, title: str = "", zoom: float = 1.0, width_hint: int = 460) -> go.Figure:
-    """A zoomable image (PNG-encoded in the figure, so large scans stay light).
+    """A zoomable image, PNG-encoded at the size it is shown (so large scans stay light).
+
+    One ``go.Image`` trace with the PNG as its source (what ``px.imshow(binary_string=True)`` makes, without
+    its subplot grid and template work: about 4x faster to build). Pixel coordinates on the axes; y points down.
 
     Args:
-        img: (H, W) or (H, W, 3) in [0, 1], or uint8 RGB.
+        img: (H, W) or (H, W, 3) in [0, 1], or uint8.
         zoom: >1 zooms into the centre (drag and scroll zoom also work in the browser).
-        width_hint: expected display width, to size the figure's height to the image's aspect.
+        width_hint: expected display width, to size the figure's height to the image's aspect and the PNG.
     """
-    import plotly.express as px
-
-    u8 = _to_uint8_rgb(downsample_for_display(img))
-    fig = px.imshow(u8, binary_string=True)
+    h0, w0 = img.shape[:2]
+    u8 = downsample_for_display(img, display_side(width_hint, zoom))
     h, w = u8.shape[:2]
+    scale = w0 / w  # the axes keep the scan's own pixel coordinates
+    fig = go.Figure(go.Image(source=png_data_uri(u8), dx=scale, dy=scale, x0=scale / 2 - 0.5, y0=scale / 2 - 0.5,
+                             hovertemplate="x %{x:.0f}, y %{y:.0f}<extra></extra>"))
+    x_range, y_range = [-0.5, w0 - 0.5], [h0 - 0.5, -0.5]
     if zoom > 1:
-        cw, ch = w / zoom, h / zoom
-        fig.update_xaxes(range=[(w - cw) / 2, (w + cw) / 2])
-        fig.update_yaxes(range=[(h + ch) / 2, (h - ch) / 2])
-    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
-    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, scaleanchor="x")
-    fig.update_traces(hovertemplate="x %{x}, y %{y}<extra></extra>")
-    height = int(min(760, max(220, width_hint * h / max(w, 1)))) + (30 if title else 0)
-    fig.update_layout(title=title, height=height, margin=dict(l=0, r=0, t=30 if title else 0, b=0),
-                      dragmode="pan", plot_bgcolor="black")
+        cw, ch = w0 / zoom, h0 / zoom
+        x_range, y_range = [(w0 - cw) / 2, (w0 + cw) / 2], [(h0 + ch) / 2, (h0 - ch) / 2]
+    height = int(min(760, max(220, width_hint * h0 / max(w0, 1)))) + (30 if title else 0)
+    fig.update_layout(title=title, height=height, margin=dict(l=0, r=0, t=30 if title else 0, b=0), dragmode="pan",
+                      plot_bgcolor="black",
+                      xaxis=dict(range=x_range, showticklabels=False, showgrid=False, zeroline=False, constrain="domain"),
+                      yaxis=dict(range=y_range, showticklabels=False, showgrid=False, zeroline=False, scaleanchor="x",
+                                 constrain="domain"))
     return fig
 
 
@@ -93,9 +123,9 @@ def probability_figure(pred: ClassProbabilities, muted: bool = False) -> go.Figu
     fig = go.Figure(go.Bar(x=probs, y=labels, orientation="h", marker_color=colors,
                            text=[f"{p:.1%}" for p in probs], textposition="outside",
                            hovertemplate="%{y}: %{x:.1%}<extra></extra>"))
-    fig.add_vline(x=pred.threshold, line_dash="dash", line_color="#c0392b",
-                  annotation_text=f"{pred.positive_label} threshold {pred.threshold:.2f}",
-                  annotation_position="top")
+    marks = Marks()
+    vline(marks, pred.threshold, dash="dash", color="#c0392b", text=f"{pred.positive_label} threshold {pred.threshold:.2f}")
+    add_marks(fig, marks)
     fig.update_xaxes(range=[0, 1.12], tickformat=".0%", title="calibrated probability")
     fig.update_yaxes(autorange="reversed")
     fig.update_layout(height=230 + 30 * (len(labels) - 3), margin=dict(l=10, r=10, t=40, b=10), showlegend=False)

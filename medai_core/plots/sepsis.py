@@ -10,6 +10,13 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from medai_core.io.series_spec import Signal
+from medai_core.plots.marks import Marks, add_marks, hline, vline
+
+
+def _threshold_mark(threshold: float) -> Marks:
+    marks = Marks()
+    vline(marks, threshold, row=1, col=2, cols=2, color="#c0392b", dash="dash")
+    return marks
 
 
 def risk_figure(hours: np.ndarray, risk: np.ndarray, threshold: float, alarm: np.ndarray, chosen: int | None = None,
@@ -25,15 +32,16 @@ def risk_figure(hours: np.ndarray, risk: np.ndarray, threshold: float, alarm: np
         fig.add_trace(go.Scatter(x=hours[al], y=risk[al], mode="markers", name="alarm fires",
                                  marker=dict(color="#c0392b", size=7, symbol="triangle-up"),
                                  hovertemplate="alarm at ICU hour %{x:g} (risk %{y:.1%})<extra></extra>"))
-    fig.add_hline(y=threshold, line=dict(color="#c0392b", dash="dash"),
-                  annotation_text=f"alarm threshold {threshold:.1%}", annotation_position="top left")
+    marks = Marks()
+    hline(marks, threshold, color="#c0392b", dash="dash", text=f"alarm threshold {threshold:.1%}")
     if recorded_label is not None and np.asarray(recorded_label).any():
         first = float(hours[int(np.argmax(recorded_label))])
-        fig.add_vline(x=first, line=dict(color="#8e44ad", dash="dot"))
+        vline(marks, first, color="#8e44ad", dash="dot")
         fig.add_annotation(x=first, y=1, yref="paper", showarrow=False, xanchor="left", font=dict(color="#8e44ad"),
                            text="recorded SepsisLabel = 1 (onset - 6 h)")
     if chosen is not None:
-        fig.add_vline(x=float(hours[chosen]), line=dict(color="#7f8c8d", width=1))
+        vline(marks, float(hours[chosen]), color="#7f8c8d", width=1)
+    add_marks(fig, marks)
     top = max(float(np.max(risk)) if len(risk) else 0.0, threshold) * 1.15
     fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=1.12),
                       xaxis_title="hours since ICU admission (ICULOS)",
@@ -91,7 +99,7 @@ def operating_figure(op: dict[str, Any]) -> go.Figure:
                                  ("ppv_patients", "PPV (patients)", "#e67e22")):
             fig.add_trace(go.Scatter(x=t, y=[r[key] for r in table], mode="lines+markers", name=name,
                                      line=dict(color=color)), row=1, col=2)
-        fig.add_vline(x=op["threshold"], line=dict(color="#c0392b", dash="dash"), row=1, col=2)
+        add_marks(fig, _threshold_mark(op["threshold"]))
     fig.update_xaxes(tickformat=".0%", title_text="risk", row=1, col=1)
     fig.update_yaxes(tickformat=".0%", row=1, col=1)
     fig.update_xaxes(tickformat=".0%", title_text="alarm threshold", row=1, col=2)

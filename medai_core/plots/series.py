@@ -8,6 +8,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from medai_core.plots.marks import Marks, add_marks, hline, hrect, vline
+
 if TYPE_CHECKING:
     from medai_core.io.vitals import Signal, VitalSeries
 
@@ -43,6 +45,7 @@ def forecast_figure(series: VitalSeries, fc: ForecastLike, signals: Sequence[Sig
     start = max(0, series.n_steps - show_steps)
     hx = _x(series.times[start:], series.origin)
     fx = _x(fc.times, series.origin)
+    marks = Marks()
     for i, name in enumerate(fc.signals):
         s, r = by_name[name], i + 1
         y = series.column(name)[start:]
@@ -60,19 +63,20 @@ def forecast_figure(series: VitalSeries, fc: ForecastLike, signals: Sequence[Sig
                                  hovertemplate="%{y:.1f} (80%: %{customdata[0]:.1f} to %{customdata[1]:.1f})<extra></extra>"),
                       row=r, col=1)
         if s.normal and s.normal[1] > s.normal[0]:
-            fig.add_hrect(y0=s.normal[0], y1=s.normal[1], fillcolor="rgba(39,174,96,0.08)", line_width=0, row=r, col=1)
+            hrect(marks, s.normal[0], s.normal[1], row=r, fillcolor="rgba(39,174,96,0.08)")
         if s.alarm:
             for thr in s.alarm:
                 if thr is not None:
-                    fig.add_hline(y=thr, line_dash="dot", line_color="#e67e22", line_width=1, row=r, col=1)
+                    hline(marks, thr, row=r, dash="dot", color="#e67e22", width=1)
     wx = _x(np.nan_to_num(fc.window_times, nan=-1.0), series.origin)
     keep = ~np.isnan(fc.window_times)
     fig.add_trace(go.Heatmap(x=[x for x, k in zip(wx, keep) if k], y=["attention"], z=[fc.attention[keep]],
                              colorscale="Blues", showscale=False, hovertemplate="%{x}: %{z:.3f}<extra></extra>"),
                   row=n + 1, col=1)
     for r in range(1, n + 2):
-        fig.add_vline(x=fx[0] if series.origin is not None else float(fc.times[0]) / 60.0, line_dash="dash",
-                      line_color="#7f8c8d", row=r, col=1)
+        vline(marks, fx[0] if series.origin is not None else float(fc.times[0]) / 60.0, row=r, dash="dash",
+              color="#7f8c8d")
+    add_marks(fig, marks)
     fig.update_layout(height=max(190 * n + 160, 520), margin=dict(l=10, r=10, t=40, b=40), hovermode="x unified",
                       legend=dict(orientation="h", y=1.03, x=0))
     fig.update_xaxes(title_text="time" if series.origin is not None else "hours since the record began", row=n + 1, col=1)

@@ -11,6 +11,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from medai_core.plots.marks import Marks, add_marks, hrect, vline
 from medai_core.trust.alarms import Coverage
 from medai_core.trust.calibration import ReliabilityCurve, ThresholdSweep
 
@@ -23,10 +24,10 @@ def _none(v: float) -> float | None:
     return None if v is None or not np.isfinite(v) else float(v)
 
 
-def _vline(fig: go.Figure, x: float, text: str, position: str, **line: object) -> None:
+def _vline(marks: Marks, x: float, text: str, position: str, **line: object) -> None:
     """A vertical line through both panels, labelled once (in the top panel)."""
-    fig.add_vline(x=x, row=1, col=1, annotation_text=text, annotation_position=position, **line)
-    fig.add_vline(x=x, row=2, col=1, **line)
+    vline(marks, x, row=1, text=text, position=position, **line)
+    vline(marks, x, row=2, **line)
 
 
 def reliability_figure(curve: ReliabilityCurve, current_prob: float | None = None, threshold: float | None = None,
@@ -58,17 +59,18 @@ def reliability_figure(curve: ReliabilityCurve, current_prob: float | None = Non
     fig.add_trace(go.Bar(x=centres, y=curve.counts, width=np.diff(curve.edges) * 0.9, name="cases per bin",
                          marker_color=NEUTRAL, opacity=0.6, showlegend=False,
                          hovertemplate="%{x:.2f}: %{y} cases<extra></extra>"), row=2, col=1)
+    marks = Marks()
     if threshold is not None:
         # the threshold's label sits low in the panel, the case's label at the top: they never collide
-        _vline(fig, float(threshold), f"threshold {threshold:.2f}",
-               "bottom right" if threshold < 0.5 else "bottom left", line_dash="dot",
-               line_color=THRESHOLD, line_width=2)
+        _vline(marks, float(threshold), f"threshold {threshold:.2f}",
+               "bottom right" if threshold < 0.5 else "bottom left", dash="dot", color=THRESHOLD, width=2)
     if current_prob is not None:
         b = curve.bin_index(current_prob)
         seen = (f"; observed {curve.observed[b]:.0%} of {curve.counts[b]} in its bin" if curve.counts[b] else
                 "; no held-out case in its bin")
-        _vline(fig, float(current_prob), f"this case {current_prob:.2f}{seen}",
-               "top right" if current_prob < 0.5 else "top left", line_color=CURRENT, line_width=2)
+        _vline(marks, float(current_prob), f"this case {current_prob:.2f}{seen}",
+               "top right" if current_prob < 0.5 else "top left", color=CURRENT, width=2)
+    add_marks(fig, marks)
     fig.update_xaxes(range=[0, 1], row=1, col=1)
     fig.update_xaxes(range=[0, 1], title_text=x_title, row=2, col=1)
     fig.update_yaxes(range=[0, 1.02], title_text=y_title, row=1, col=1)
@@ -89,8 +91,9 @@ def threshold_figure(sweep: ThresholdSweep, threshold: float | None = None, titl
                                  line=dict(color=RATE_COLOURS[name], width=2),
                                  hovertemplate=f"threshold %{{x:.2f}}: {name} %{{y:.3f}}<extra></extra>"))
     if threshold is not None:
-        fig.add_vline(x=float(threshold), line_dash="dot", line_color=THRESHOLD, line_width=2,
-                      annotation_text=f"threshold {threshold:.2f}", annotation_position="top")
+        marks = Marks()
+        vline(marks, float(threshold), dash="dot", color=THRESHOLD, width=2, text=f"threshold {threshold:.2f}")
+        add_marks(fig, marks)
     fig.update_layout(title=title, height=480, margin=dict(l=10, r=10, t=50 if title else 30, b=40),
                       xaxis=dict(range=[0, 1], title=x_title), yaxis=dict(range=[0, 1.02], title="rate on held-out split"),
                       legend=dict(orientation="h", y=-0.18, x=0, yanchor="top"), hovermode="x unified")
@@ -121,10 +124,11 @@ def cascade_figure(stages: Sequence, pass_threshold: float, fail_threshold: floa
     signed = [1.0, *(s.rank_correlation for s in stages)]
     mags = [1.0, *(s.abs_rank_correlation for s in stages)]
     fig = go.Figure()
-    fig.add_hrect(y0=-pass_threshold, y1=pass_threshold, fillcolor="#27ae60", opacity=0.12, line_width=0,
-                  annotation_text="passes: map no longer tracks the learned weights", annotation_position="bottom left")
-    fig.add_hrect(y0=fail_threshold, y1=1.05, fillcolor=MODEL, opacity=0.08, line_width=0,
-                  annotation_text="fails: map survives randomisation", annotation_position="top left")
+    marks = Marks()
+    hrect(marks, -pass_threshold, pass_threshold, fillcolor="#27ae60", opacity=0.12,
+          text="passes: map no longer tracks the learned weights", position="bottom left")
+    hrect(marks, fail_threshold, 1.05, fillcolor=MODEL, opacity=0.08, text="fails: map survives randomisation")
+    add_marks(fig, marks)
     fig.add_trace(go.Scatter(x=names, y=signed, mode="lines+markers", name="rank correlation (signed map)",
                              line=dict(color=MODEL, width=3), hovertemplate="%{x}: %{y:.2f}<extra></extra>"))
     fig.add_trace(go.Scatter(x=names, y=mags, mode="lines+markers", name="rank correlation of |map|",

@@ -1,0 +1,10 @@
+"""The only non-page code that imports streamlit (pages import this package as ``ui``).
+
+- ``core``: cached model loaders, background jobs, the audit hook, sign-in, small widgets.
+- ``panels``: the shared panels (reliability, sanity check, take-away, data changes), each a fragment.
+- ``memo``: per-session caches of built figures and images, keyed by everything that changes them.
+"""
+from ui.core import *  # noqa: F401,F403
+from ui.core import _estimate, _executor  # noqa: F401 - used by tests and benchmarks by name
+from ui.memo import *  # noqa: F401,F403
+from ui.panels import *  # noqa: F401,F403
