@@ -205,3 +205,39 @@ def test_attention_map_is_the_pooling_weights_upsampled():
     # the map is class-independent: another target gives the same map
     np.testing.assert_allclose(attention(model, x, 2).attributions, exp.attributions)
     assert cost.estimate_seconds(model, "image", x, "attention", {}).seconds > 0
+
+
+def test_attribution_copies_pass_to_later_threads_never_to_two_at_once(busi):
+    """Streamlit runs each page run on a new thread: a copy whose thread has ended is handed on (not made again),
+    while threads running at the same time each hold their own."""
+    import threading
+
+    from medai_core.explain.base import thread_copy
+
+    model, _ = busi
+    got: dict[str, object] = {}
+
+    def take(name: str, hold: threading.Event | None = None, ready: threading.Event | None = None) -> None:
+        got[name] = thread_copy(model)
+        if ready is not None:
+            ready.set()
+        if hold is not None:
+            hold.wait(10)
+
+    first = threading.Thread(target=take, args=("first",))
+    first.start()
+    first.join()
+    later = threading.Thread(target=take, args=("later",))
+    later.start()
+    later.join()
+    assert got["later"] is got["first"]  # reused: the first thread had ended
+    hold, ready = threading.Event(), threading.Event()
+    busy = threading.Thread(target=take, args=("busy", hold, ready))
+    busy.start()
+    ready.wait(10)
+    other = threading.Thread(target=take, args=("other",))
+    other.start()
+    other.join()
+    hold.set()
+    busy.join()
+    assert got["other"] is not got["busy"] and got["other"] is not model and got["busy"] is not model
