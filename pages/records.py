@@ -173,14 +173,19 @@ def structured_tab() -> None:
                      "medai_record", audit_as={"workspace": "records", "model": name, "sha": table_sha})
     if len(table) > 1:
         st.subheader("Global importance for this batch")
-        gkey = ("records.global", table_key, name)
-        if gkey not in st.session_state:
-            with st.spinner("Attributing the batch…"):
-                st.session_state[gkey] = R.global_importance(model, spec, table)
-        g = st.session_state[gkey]
-        ui.audit("explain", "records", name, sha=table_sha, params={"scope": "batch", "method": "integrated_gradients"})
-        st.plotly_chart(ui.figure(R.importance_figure, g, f"Mean |contribution| over {g.attrs['n_records']} records "
-                                             "(Integrated Gradients on feature tokens)"), key="records.global")
+        # lazy: attributing up to 200 records is a second or more of model work, done only when asked for
+        box = st.expander("Mean |contribution| of each feature over the batch (Integrated Gradients; computed when "
+                          "opened)", key="records.global.open", on_change="rerun")
+        if box.open:
+            with box:
+                gkey = ("records.global", table_key, name)
+                if gkey not in st.session_state:
+                    with st.spinner("Attributing the batch…"):
+                        st.session_state[gkey] = R.global_importance(model, spec, table)
+                g = st.session_state[gkey]
+                ui.audit("explain", "records", name, sha=table_sha, params={"scope": "batch", "method": "integrated_gradients"})
+                st.plotly_chart(ui.figure(R.importance_figure, g, f"Mean |contribution| over {g.attrs['n_records']} "
+                                          "records (Integrated Gradients on feature tokens)"), key="records.global")
 
 
 def notes_tab() -> None:

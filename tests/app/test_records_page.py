@@ -183,3 +183,17 @@ def test_notes_csv_with_an_empty_row_lists_it_and_classifies_the_rest():
     assert table["row"].tolist() == ["2"] and table["action"].tolist() == ["not scored"]
     classified = next(d.value for d in at.dataframe if "specialty" in getattr(d.value, "columns", []))
     assert len(classified) == 2  # the two readable notes are classified
+
+
+def test_global_importance_is_computed_only_when_its_expander_is_opened():
+    """A lazy panel: the batch attribution (up to 200 records) runs when the user opens it, not on every upload."""
+    at = _records()
+    at.radio(key="records.source").set_value("Upload a CSV").run()
+    at.file_uploader(key="records.upload").upload("batch.csv", synthetic_records(6, seed=4).to_csv(index=False).encode(),
+                                                  "text/csv")
+    at.run()
+    assert "records.global" not in {c.key for c in _charts(at)}
+    at.session_state["records.global.open"] = True  # what opening the expander sends
+    at.run()
+    assert not at.exception
+    assert "records.global" in {c.key for c in _charts(at)}
