@@ -5,6 +5,7 @@ import ui
 
 st.set_page_config(page_title="MedAI", page_icon=":material/stethoscope:", layout="wide")
 ui.require_sign_in()  # only when MEDAI_REQUIRE_LOGIN is set (shared deployments)
+ui.prewarm()  # once per server process: imports and models load in the background
 pages = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("pages/imaging.py", title="Imaging", icon=":material/radiology:", url_path="imaging"),
@@ -14,4 +15,5 @@ pages = [
 ]
 if ui.is_admin():  # admins listed in the secrets only (the page checks again)
     pages.append(st.Page("pages/audit.py", title="Audit", icon=":material/history:", url_path="audit"))
-st.navigation(pages).run()
+with ui.model_work():  # torch's threads for this page run: all cores alone, one when others run too
+    st.navigation(pages).run()

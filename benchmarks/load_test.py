@@ -148,7 +148,34 @@ def cli(description: str) -> argparse.Namespace:
     ap.add_argument("--url", help="an already running server (default: start one on 127.0.0.1, a free port)")
     ap.add_argument("--replicas", type=int, default=0,
                     help="start N replicas behind Debian's nginx (deploy/nginx.conf.template) and load nginx")
+    ap.add_argument("--warm", type=float, default=0.0, metavar="SECONDS",
+                    help="a warm server: one visitor opens the home page (which starts the server's background warm-up: "
+                         "imports, models, attribution copies), then the load starts SECONDS later. Default 0: the load "
+                         "starts as soon as the server answers its health check (a cold server)")
     return ap.parse_args()
+
+
+def warm_up(url: str, seconds: float) -> None:
+    """One visit to the home page through the browser's URL, then ``seconds`` of quiet (see ``--warm``)."""
+    import urllib.request
+
+    urllib.request.urlopen(f"{url}/", timeout=30).read()
+    asyncio.run(_visit_home(url))
+    time.sleep(seconds)
+
+
+async def _visit_home(url: str) -> None:
+    from load_protocol import ProtocolSession
+
+    s = ProtocolSession(url)
+    await s.connect()
+    try:
+        await s.rerun("")
+        deadline = time.perf_counter() + 30
+        while not s.finished and time.perf_counter() < deadline:
+            await asyncio.sleep(0.1)
+    finally:
+        await s.close()
 
 
 def _rss_mb(proc) -> float:  # noqa: ANN001 - a Popen
@@ -194,12 +221,15 @@ def drive(args: argparse.Namespace, sessions, title: str) -> None:  # noqa: ANN0
     server's resident memory at the end of the load."""
     log = tempfile.TemporaryFile(mode="w+")
     with _target(args, log) as (url, procs):
+        if args.warm > 0:
+            warm_up(url, args.warm)
         t0 = time.perf_counter()
         out = asyncio.run(asyncio.wait_for(sessions(url), args.deadline))
         wall = time.perf_counter() - t0
         rss = [_rss_mb(p) for p in procs]
     log.seek(0)
-    where = f"{args.replicas} replica(s) behind nginx" if args.replicas else "one server"
+    where = (f"{args.replicas} replica(s) behind nginx" if args.replicas else "one server") + (
+        f", warm (home page opened {args.warm:.0f} s before)" if args.warm > 0 else ", cold (load from the first health check)")
     report(f"# {title}: {args.sessions} concurrent sessions x {args.rounds} rounds, {where}, wall {wall:.0f} s",
            out, log.read())
     done = sum(len(out[k]) for k in ("scan", "records", "forecast"))

@@ -1,6 +1,7 @@
 """Cached model loaders, background jobs, the audit hook, sign-in and small widgets (see ``ui``)."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -28,6 +29,41 @@ INTENDED_USE = (
 def cached_model(name: str):  # noqa: ANN201 - a torch module
     """One eval-mode model per process, shared by every session (explain calls lock it)."""
     return load_model(name)
+
+
+_WORK_LOCK = threading.Lock()
+_WORK = {"active": 0, "full": 0}  # page runs and background jobs running now; torch's intra-op threads when alone
+
+
+@contextlib.contextmanager
+def model_work() -> Any:
+    """Around a page run or a background job: torch's intra-op threads for the work in this thread, all the
+    machine's when it runs alone, one when others run at the same time.
+
+    With the default (all cores for every caller), ten sessions on two cores ran twenty compute threads that
+    took turns; one thread each when busy took the scan p50 under ten sessions from 2.5 to 1.4 s (issue 18),
+    while a single user keeps both cores. ``torch.set_num_threads`` sets the calling thread's OpenMP team
+    size (the pages' work runs on its own thread), so it is set at every start, and put back at the end (new
+    threads, e.g. a training job's, start from the last value set). Before torch is imported (the home page on a
+    cold start) there is nothing to set, and torch is not imported for it. ``MEDAI_TORCH_THREADS`` overrides
+    the number used alone."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    with _WORK_LOCK:
+        if torch is not None and not _WORK["full"]:
+            _WORK["full"] = max(1, int(os.environ.get("MEDAI_TORCH_THREADS", "0") or 0) or torch.get_num_threads())
+        _WORK["active"] += 1
+        alone = _WORK["active"] == 1
+    if torch is not None:
+        torch.set_num_threads(_WORK["full"] if alone else 1)
+    try:
+        yield
+    finally:
+        with _WORK_LOCK:
+            _WORK["active"] -= 1
+        if torch is not None:
+            torch.set_num_threads(_WORK["full"])
 
 
 @st.cache_resource
@@ -122,7 +158,11 @@ def submit_job(key: str, label: str, fn: Callable[[Callable[[float], None]], Any
     def record(p: float) -> None:
         job.progress = p
 
-    job.future = _executor().submit(fn, cancellable(record, job.cancel))
+    def run(progress: Callable[[float], None]) -> Any:
+        with model_work():
+            return fn(progress)
+
+    job.future = _executor().submit(run, cancellable(record, job.cancel))
     jobs[key] = job
     while len(jobs) > keep:
         jobs.pop(next(iter(jobs)))
@@ -191,17 +231,22 @@ def cached_route(digest_key: str, frame: int, _scan):  # noqa: ANN001, ANN201 - 
 
 @st.cache_resource(max_entries=16, ttl=900, show_spinner=False)
 def cached_attention(digest_key: str, frame: int, name: str, _x):  # noqa: ANN001, ANN201 - tensor -> Explanation
-    """The attention map of an attention-pooling image model (one forward pass), once per (upload, frame, model)."""
+    """The attention map of an attention-pooling image model (one forward pass), once per (upload, frame, model).
+    It reads the shared model itself: a forward pass without gradients or Captum hooks needs no private copy
+    (one copy per page-run thread was 5% of a loaded server's time)."""
     from medai_core.workspaces.imaging import explain
 
     spec = get_spec(name)
-    return explain(cached_model(name), spec, _x, "attention", spec.labels[0])
+    return explain(cached_model(name), spec, _x, "attention", spec.labels[0], copy_model=False)
 
 
 @st.cache_resource(show_spinner=False)
 def prewarm() -> threading.Thread:
-    """Once per server process, after the first page is on screen: import torch and the model and explainer
-    modules in the background, so the first workspace a user opens does not wait for them (~2 s)."""
+    """Once per server process, after the first page is on screen (any page: app.py calls it): in the background,
+    import torch and the model and explainer modules, load the routed image models and each page's default model,
+    and let the two explanation threads make their attribution copies of the image models. The first users after a
+    restart then wait for none of it (under ten sessions at once the first round of scans took 5.6-6.3 s against
+    0.6-3.3 s later; issue 18)."""
     def work() -> None:
         import importlib
         import pkgutil
@@ -213,6 +258,18 @@ def prewarm() -> threading.Thread:
         for mod in ("medai_core.models.busi_cnn", "medai_core.models.effnet", "medai_core.models.support_ftt", "medai_core.models.notes_tfm",
                     "medai_core.models.forecaster", *workspaces, "plotly.graph_objects"):
             importlib.import_module(mod)
+        from medai_core.explain.base import thread_copy
+        from medai_core.workspaces.imaging import routed_models
+
+        images = routed_models()
+        for name in [*images, *(n for m in ("tabular", "series", "text") for n in MODELS.names(modality=m)[:1])]:
+            try:
+                cached_model(name)
+            except MedAIError:  # a missing weights file: the page says so when it is opened
+                continue
+        for name in images:
+            with contextlib.suppress(MedAIError):
+                wait([_executor().submit(thread_copy, cached_model(name)) for _ in range(2)])
 
     t = threading.Thread(target=work, name="medai-prewarm", daemon=True)
     t.start()
