@@ -59,15 +59,28 @@ def bucket(stack: str) -> str:
     return "server"
 
 
+PAGES = {"imaging.py": "Imaging", "records.py": "Records", "vitals.py": "Vital signs"}
+BUCKETS = ("model work", "script execution", "figure building", "image rendering and encoding", "message serialisation",
+           "server")
+
+
+def workspace(stack: str) -> str:
+    """The page whose run a sample belongs to (its script frame), or "" (the server's own loop, other pages)."""
+    for file, name in PAGES.items():
+        if f"({file}:" in stack or f"/pages/{file}:" in stack:
+            return name
+    return ""
+
+
 def breakdown(raw: str) -> tuple[collections.Counter, collections.Counter, int]:
-    """Samples per bucket and per leaf function from py-spy's raw (collapsed) output."""
+    """Samples per (workspace, bucket) and per leaf function from py-spy's raw (collapsed) output."""
     per, leaves, total = collections.Counter(), collections.Counter(), 0
     for line in raw.splitlines():
         stack, _, n = line.rpartition(" ")
         if not n.isdigit():
             continue
         total += int(n)
-        per[bucket(stack)] += int(n)
+        per[(workspace(stack), bucket(stack))] += int(n)
         frames = FRAME.findall(stack)
         if frames:
             func, file = frames[-1]
@@ -82,7 +95,11 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=90.0)
     ap.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
     ap.add_argument("--out", help="keep py-spy's raw collapsed stacks here")
+    ap.add_argument("--raw", help="no run: print the breakdown of stacks recorded before (py-spy's raw format)")
     args = ap.parse_args()
+    if args.raw:
+        print_breakdown(Path(args.raw).read_text(), f"# server profile from {args.raw}")
+        return
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     from tests.support.server import start_server, stop, wait_healthy
 
@@ -109,20 +126,28 @@ def main() -> None:
     raw = raw_path.read_text() if raw_path.exists() else ""
     if not raw:
         sys.exit(f"py-spy recorded nothing: {err[-500:]}")
-    per, leaves, total = breakdown(raw)
     n = sum(len(out[k]) for k in ("scan", "records", "forecast"))
-    print(f"# server profile: {args.sessions} sessions x {args.rounds} rounds, {n} results, {len(out['errors'])} errors, "
-          f"wall {wall:.0f} s, {total} busy samples at {args.rate}/s")
-    print("| where the busy server time went | share |")
-    print("|---|---|")
-    for name in ("model work", "script execution", "figure building", "image rendering and encoding",
-                 "message serialisation", "server"):
-        print(f"| {name} | {per[name] / max(total, 1):.0%} |")
-    print("\nheaviest leaf functions:")
-    for f, k in leaves.most_common(15):
-        print(f"  {k / total:6.1%}  {f}")
+    print_breakdown(raw, f"# server profile: {args.sessions} sessions x {args.rounds} rounds, {n} results, "
+                         f"{len(out['errors'])} errors, wall {wall:.0f} s, at {args.rate} samples/s")
     for e in out["errors"][:5]:
         print("error:", e)
+
+
+def print_breakdown(raw: str, title: str) -> None:
+    """Per workspace: the share of its busy samples in each bucket, and its share of all busy samples."""
+    per, leaves, total = breakdown(raw)
+    print(f"{title}; {total} busy samples")
+    cols = [*PAGES.values(), ""]
+    print("| where the busy server time went | " + " | ".join(c or "outside page runs" for c in cols) + " | all |")
+    print("|---|" + "---|" * (len(cols) + 1))
+    sums = {c: sum(per[(c, b)] for b in BUCKETS) for c in cols}
+    for b in BUCKETS:
+        print(f"| {b} | " + " | ".join(f"{per[(c, b)] / max(sums[c], 1):.0%}" for c in cols)
+              + f" | {sum(per[(c, b)] for c in cols) / max(total, 1):.0%} |")
+    print("| share of all busy samples | " + " | ".join(f"{sums[c] / max(total, 1):.0%}" for c in cols) + " | 100% |")
+    print("\nheaviest leaf functions:")
+    for f, k in leaves.most_common(12):
+        print(f"  {k / total:6.1%}  {f}")
 
 
 if __name__ == "__main__":

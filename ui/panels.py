@@ -54,7 +54,6 @@ def _held_view(name: str, view: str | None, new_only: bool):  # noqa: ANN202
 
 @st.fragment
 def _reliability_fragment(name: str, current: float | None, key: str, view: str | None, caption: str) -> None:
-    from medai_core.plots.trust import coverage_figure
     from medai_core.trust.calibration import operating_point
 
     held = cached_heldout(name)
@@ -79,7 +78,7 @@ def _reliability_fragment(name: str, current: float | None, key: str, view: str 
     _rate_metric(c[3], "NPV", op.npv, op.npv_ci)
     c[4].metric("Flagged", f"{op.flagged} of {op.n}")
     rel = figure(_reliability_figure, name, view, new_only, thr, None if current is None else round(current, 4))
-    sweep = figure(_threshold_figure, name, view, new_only, thr)
+    sweep = _threshold_figure(name, view, new_only, thr)
     f1, f2 = st.columns(2)
     f1.plotly_chart(rel, key=f"{key}.rel")
     f2.plotly_chart(sweep, key=f"{key}.sweep")
@@ -87,8 +86,7 @@ def _reliability_fragment(name: str, current: float | None, key: str, view: str 
                                         + " the threshold.")
     st.caption(f"{v.what}. 95% Wilson intervals.{where} {caption} {held.meta.get('note', '') if held.meta.get('set_aside_rows') is not None else ''}")
     if held.kind == "forecaster" and held.coverage:
-        st.plotly_chart(figure(coverage_figure, held.coverage, "Are the 10/50/90% quantiles honest? (held-out split)"),
-                        key=f"{key}.cov")
+        st.plotly_chart(_coverage_figure(name), key=f"{key}.cov")
 
 
 def _reliability_figure(name: str, view: str | None, new_only: bool, thr: float, current: float | None):  # noqa: ANN202
@@ -100,10 +98,21 @@ def _reliability_figure(name: str, view: str | None, new_only: bool, thr: float,
                               f"(n = {curve.n}, ECE {curve.ece:.3f})", v.x_title, v.y_title)
 
 
+@st.cache_resource(show_spinner=False, max_entries=256)
 def _threshold_figure(name: str, view: str | None, new_only: bool, thr: float):  # noqa: ANN202
+    """Rates against threshold on the shipped held-out split: no user data in it, so built once per process and
+    served to every session (Streamlit copies a figure to send it; nothing mutates it)."""
     from medai_core.plots.trust import threshold_figure
 
     return threshold_figure(_held_view(name, view, new_only)[2], thr, "Rates vs threshold (held-out split)")
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _coverage_figure(name: str):  # noqa: ANN202
+    """A forecaster's quantile coverage on its shipped held-out split (no user data): once per process."""
+    from medai_core.plots.trust import coverage_figure
+
+    return coverage_figure(cached_heldout(name).coverage, "Are the 10/50/90% quantiles honest? (held-out split)")
 
 
 def take_away(key: str, report: Callable[[], Any], files: dict[str, tuple[str, str, Callable[[], bytes]]],

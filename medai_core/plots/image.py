@@ -97,8 +97,10 @@ def image_figure(img: np.ndarray, title: str = "", zoom: float = 1.0, width_hint
     height = int(min(760, max(220, width_hint * h0 / max(w0, 1)))) + (30 if title else 0)
     fig.update_layout(title=title, height=height, margin=dict(l=0, r=0, t=30 if title else 0, b=0), dragmode="pan",
                       plot_bgcolor="black",
-                      xaxis=dict(range=x_range, showticklabels=False, showgrid=False, zeroline=False, constrain="domain"),
-                      yaxis=dict(range=y_range, showticklabels=False, showgrid=False, zeroline=False, scaleanchor="x",
+                      xaxis=dict(range=x_range, showticklabels=False, ticks="", showgrid=False, zeroline=False, showline=False,
+                                 constrain="domain"),
+                      yaxis=dict(range=y_range, showticklabels=False, ticks="", showgrid=False, zeroline=False, showline=False,
+                                 scaleanchor="x",
                                  constrain="domain"))
     return fig
 

@@ -5,6 +5,8 @@ grey for references, orange (dotted) for operating thresholds.
 """
 from __future__ import annotations
 
+import functools
+import json
 from typing import Sequence
 
 import numpy as np
@@ -42,23 +44,23 @@ def reliability_figure(curve: ReliabilityCurve, current_prob: float | None = Non
         threshold: the operating threshold (a dotted line).
         title, x_title, y_title: labels (e.g. "top-1 confidence" / "share correct" for multi-class).
     """
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.75, 0.25], vertical_spacing=0.04)
-    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration",
-                             line=dict(color=REFERENCE, dash="dash", width=1), hoverinfo="skip"), row=1, col=1)
     ok = curve.counts > 0
     x, y = curve.mean_predicted[ok], curve.observed[ok]
     lo, hi, n = curve.ci_low[ok], curve.ci_high[ok], curve.counts[ok]
-    fig.add_trace(go.Scatter(
-        x=x, y=y, mode="lines+markers", name=f"held-out (ECE {curve.ece:.3f})", line=dict(color=MODEL, width=2),
-        marker=dict(size=7), error_y=dict(type="data", symmetric=False, array=hi - y, arrayminus=y - lo,
-                                          color=MODEL, thickness=1.2, width=3),
-        customdata=np.stack([lo, hi, n], -1),
-        hovertemplate="predicted %{x:.2f}: observed %{y:.2f} (95% CI %{customdata[0]:.2f}-%{customdata[1]:.2f}), "
-                      "n = %{customdata[2]}<extra></extra>"), row=1, col=1)
     centres = (curve.edges[:-1] + curve.edges[1:]) / 2
-    fig.add_trace(go.Bar(x=centres, y=curve.counts, width=np.diff(curve.edges) * 0.9, name="cases per bin",
-                         marker_color=NEUTRAL, opacity=0.6, showlegend=False,
-                         hovertemplate="%{x:.2f}: %{y} cases<extra></extra>"), row=2, col=1)
+    traces = [
+        dict(type="scatter", x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration",
+             line=dict(color=REFERENCE, dash="dash", width=1), hoverinfo="skip", xaxis="x", yaxis="y"),
+        dict(type="scatter", x=x, y=y, mode="lines+markers", name=f"held-out (ECE {curve.ece:.3f})",
+             line=dict(color=MODEL, width=2), marker=dict(size=7),
+             error_y=dict(type="data", symmetric=False, array=hi - y, arrayminus=y - lo, color=MODEL, thickness=1.2,
+                          width=3),
+             customdata=np.stack([lo, hi, n], -1), xaxis="x", yaxis="y",
+             hovertemplate="predicted %{x:.2f}: observed %{y:.2f} (95% CI %{customdata[0]:.2f}-%{customdata[1]:.2f}), "
+                           "n = %{customdata[2]}<extra></extra>"),
+        dict(type="bar", x=centres, y=curve.counts, width=np.diff(curve.edges) * 0.9, name="cases per bin",
+             marker=dict(color=NEUTRAL), opacity=0.6, showlegend=False, xaxis="x2", yaxis="y2",
+             hovertemplate="%{x:.2f}: %{y} cases<extra></extra>")]
     marks = Marks()
     if threshold is not None:
         # the threshold's label sits low in the panel, the case's label at the top: they never collide
@@ -70,14 +72,23 @@ def reliability_figure(curve: ReliabilityCurve, current_prob: float | None = Non
                 "; no held-out case in its bin")
         _vline(marks, float(current_prob), f"this case {current_prob:.2f}{seen}",
                "top right" if current_prob < 0.5 else "top left", color=CURRENT, width=2)
-    add_marks(fig, marks)
-    fig.update_xaxes(range=[0, 1], row=1, col=1)
-    fig.update_xaxes(range=[0, 1], title_text=x_title, row=2, col=1)
-    fig.update_yaxes(range=[0, 1.02], title_text=y_title, row=1, col=1)
-    fig.update_yaxes(title_text="cases", row=2, col=1)
-    fig.update_layout(title=title, height=480, margin=dict(l=10, r=10, t=50 if title else 30, b=40),
-                      legend=dict(orientation="h", y=-0.18, x=0, yanchor="top"), bargap=0)
-    return fig
+    layout = json.loads(_two_rows())
+    layout["xaxis"].update(range=[0, 1])
+    layout["xaxis2"].update(range=[0, 1], title=dict(text=x_title))
+    layout["yaxis"].update(range=[0, 1.02], title=dict(text=y_title))
+    layout["yaxis2"].update(title=dict(text="cases"))
+    layout.update(title=dict(text=title), height=480, margin=dict(l=10, r=10, t=50 if title else 30, b=40),
+                  legend=dict(orientation="h", y=-0.18, x=0, yanchor="top"), bargap=0, shapes=marks.shapes,
+                  annotations=marks.annotations)
+    # built from dicts on a grid validated once, not validated again (tests/plots validates the result)
+    return go.Figure(data=traces, layout=layout, _validate=False)
+
+
+@functools.lru_cache(maxsize=1)
+def _two_rows() -> str:
+    """The reliability diagram's grid (curve above, counts below, shared x), validated once, as JSON."""
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.75, 0.25], vertical_spacing=0.04)
+    return json.dumps(fig.layout.to_plotly_json())
 
 
 def threshold_figure(sweep: ThresholdSweep, threshold: float | None = None, title: str = "",

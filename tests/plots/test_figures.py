@@ -81,3 +81,19 @@ def test_forecast_figure_is_valid_and_complete():
     titles = [a.text for a in fig.layout.annotations]
     assert titles[-1] == "Attention over past steps" and len(titles) == n + 1
     assert fig.layout[f"xaxis{n + 1}"].title.text
+
+
+def test_reliability_figure_is_valid_with_case_and_threshold():
+    from medai_core.plots.trust import reliability_figure
+    from medai_core.trust.calibration import reliability_curve
+
+    rng = np.random.default_rng(0)
+    p = rng.random(400)
+    curve = reliability_curve(p, rng.random(400) < p)
+    fig = validated(reliability_figure(curve, 0.31, 0.6, "Reliability", "predicted", "observed"))
+    assert [t.type for t in fig.data] == ["scatter", "scatter", "bar"] and fig.data[2].yaxis == "y2"
+    assert len(fig.layout.shapes) == 4  # threshold and case, each through both panels
+    texts = [a.text for a in fig.layout.annotations]
+    assert texts[0] == "threshold 0.60" and texts[1].startswith("this case 0.31")
+    assert fig.layout.xaxis2.title.text == "predicted" and fig.layout.yaxis.title.text == "observed"
+    assert fig.layout.title.text == "Reliability"
