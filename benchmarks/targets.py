@@ -2,7 +2,9 @@
 
 Run: ``python benchmarks/targets.py [--repeats 9] [--no-browser]``. Medians after warm-up on this machine's
 CPU threads; cold start and memory start real servers (Debian chromium needed, else use --no-browser).
-Per-workspace detail: bench_imaging.py, bench_records.py, bench_vitals.py; concurrency: load_test.py.
+Per-workspace detail: bench_imaging.py, bench_records.py, bench_vitals.py; concurrency: load_protocol.py (and the
+browser-driven load_test.py). Page-run overhead against these model figures, as ratios, and slider moves:
+bench_page_runs.py (issue 18); where a loaded server's time goes: profile_page_runs.py.
 """
 from __future__ import annotations
 
