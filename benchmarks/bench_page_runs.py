@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import statistics
 import sys
 import tempfile
@@ -27,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from load_protocol import ProtocolSession, RunView  # noqa: E402
+from load_protocol import ProtocolSession  # noqa: E402
 from load_test import records_csv, scan_png, stay_csv  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,21 +94,7 @@ async def page_work(url: str, repeats: int, timeout: float) -> dict[str, list[fl
 
     async def result(kind: str, page: str, label: str, name: str, data: bytes, mime: str, done: str,
                      choose: tuple[str, str] | None = None) -> None:
-        await s.open_page(page, choose[0] if choose else label, timeout)
-        if choose:
-            s.set_state(choose[0], string_value=choose[1])
-            s.view = RunView()
-            await s.rerun()
-            await s.wait_for(re.escape(label), timeout, widget=True)
-        t0 = time.perf_counter()
-        await s.upload(label, name, data, mime)
-        await s.wait_for(done, timeout)
-        out[kind].append(time.perf_counter() - t0)
-        runs = s.finished
-        for _ in range(100):  # let the run that drew the result finish before the next action (it may have)
-            if s.finished > runs:
-                break
-            await asyncio.sleep(0.02)
+        out[kind].append(await s.timed_result(page, choose, label, name, data, mime, done, timeout))
         print(f"{kind}: {out[kind][-1]:.2f} s", file=sys.stderr, flush=True)
 
     try:

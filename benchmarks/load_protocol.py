@@ -205,6 +205,28 @@ class ProtocolSession:
         await self.rerun(page)
         await self.wait_for(re.escape(ready), timeout, widget=True)
 
+    async def timed_result(self, page: str, choose: tuple[str, str] | None, label: str, name: str, data: bytes,
+                           mime: str, done: str, timeout: float) -> float:
+        """Open ``page`` (choosing ``choose`` = (radio label, option) first), upload ``data`` to the uploader
+        ``label`` and wait for a text matching ``done``; returns upload start -> that text, in seconds, after
+        letting the run that drew it finish (an error after it counts too)."""
+        await self.open_page(page, choose[0] if choose else label, timeout)
+        if choose:
+            self.set_state(choose[0], string_value=choose[1])
+            self.view = RunView()
+            await self.rerun()
+            await self.wait_for(re.escape(label), timeout, widget=True)
+        t0 = time.perf_counter()
+        await self.upload(label, name, data, mime)
+        await self.wait_for(done, timeout)
+        seconds = time.perf_counter() - t0
+        runs = self.finished
+        for _ in range(100):
+            if self.finished > runs or self.view.errors:
+                break
+            await asyncio.sleep(0.05)
+        return seconds
+
     async def upload(self, label: str, name: str, data: bytes, mime: str) -> None:
         from streamlit.proto.Common_pb2 import FileURLsRequest, FileUploaderState, UploadedFileInfo
 
@@ -241,21 +263,7 @@ async def one_session(base: str, k: int, rounds: int, out: dict, timeout: float)
     async def step(kind: str, page: str, choose: tuple[str, str] | None, label: str, name: str,
                    data: bytes, mime: str, done: str, r: int) -> None:
         try:
-            await s.open_page(page, choose[0] if choose else label, timeout)
-            if choose:
-                s.set_state(choose[0], string_value=choose[1])
-                s.view = RunView()
-                await s.rerun()
-                await s.wait_for(re.escape(label), timeout, widget=True)
-            t0 = time.perf_counter()
-            await s.upload(label, name, data, mime)
-            await s.wait_for(done, timeout)
-            out[kind].append(time.perf_counter() - t0)
-            runs = s.finished  # let the run that drew the result finish: an error after it counts too
-            for _ in range(100):
-                if s.finished > runs or s.view.errors:
-                    break
-                await asyncio.sleep(0.05)
+            out[kind].append(await s.timed_result(page, choose, label, name, data, mime, done, timeout))
             if s.view.errors:
                 raise RuntimeError(s.view.errors[0])
         except Exception as exc:  # noqa: BLE001 - every failure is an error of the run

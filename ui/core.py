@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import streamlit as st
 
-from medai_core.errors import Cancelled, MedAIError
+from medai_core.errors import MedAIError
 from medai_core.models import MODELS, get_spec, load_model, weights_digest
 
 K_JOBS, K_AUDIT_SEEN, K_AUDIT_ANON = "ui.jobs", "ui.audit.seen", "ui.audit.anon"
