@@ -43,7 +43,7 @@ RULES: list[tuple[str, re.Pattern]] = [
     ("message serialisation", re.compile(r"plotly/io/_json|json/encoder|SerializeToString|forward_msg|websocket"
                                          r"|protobuf|_populate_delta|marshall_|/elements/lib/js_number")),
     ("image rendering and encoding", re.compile(r"PIL/|base64|image_array_to_data_uri|_array_to_b64|/explain/overlay"
-                                                r"|medai_core/io/scan\.py .*render|downsample_for_display|_to_uint8_rgb"
+                                                r"|medai_core/io/scan\.py .*render|downsample_for_display|plots/encode"
                                                 r"|/io/window")),
     ("figure building", re.compile(r"plotly/|medai_core/plots/")),
     ("model work", re.compile(r"torch/|captum/|medai_core/")),

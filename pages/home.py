@@ -66,5 +66,3 @@ for name in MODELS:
                 st.image(str(assets_dir() / part), width=360)
             else:
                 st.markdown(part)
-
-ui.prewarm()  # torch and the workspaces load in the background while the user reads this page

@@ -231,13 +231,12 @@ def cached_route(digest_key: str, frame: int, _scan):  # noqa: ANN001, ANN201 - 
 
 @st.cache_resource(max_entries=16, ttl=900, show_spinner=False)
 def cached_attention(digest_key: str, frame: int, name: str, _x):  # noqa: ANN001, ANN201 - tensor -> Explanation
-    """The attention map of an attention-pooling image model (one forward pass), once per (upload, frame, model).
-    It reads the shared model itself: a forward pass without gradients or Captum hooks needs no private copy
-    (one copy per page-run thread was 5% of a loaded server's time)."""
+    """The attention map of an attention-pooling image model (one forward pass on the shared model: the
+    explainer is registered ``hooks=False``), once per (upload, frame, model)."""
     from medai_core.workspaces.imaging import explain
 
     spec = get_spec(name)
-    return explain(cached_model(name), spec, _x, "attention", spec.labels[0], copy_model=False)
+    return explain(cached_model(name), spec, _x, "attention", spec.labels[0])
 
 
 @st.cache_resource(show_spinner=False)

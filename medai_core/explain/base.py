@@ -35,7 +35,8 @@ EXPLAINERS: Registry[Callable[..., Explanation]] = Registry("explainer")
 
 
 def register_explainer(name: str, *, modalities: set[str], label: str, signed: bool, passes: str = "",
-                       params: dict[str, Any] | None = None) -> Callable[[Callable[..., Explanation]], Callable[..., Explanation]]:
+                       params: dict[str, Any] | None = None,
+                       hooks: bool = True) -> Callable[[Callable[..., Explanation]], Callable[..., Explanation]]:
     """Register an explainer function ``fn(model, x, target, *, progress=None, **params)``.
 
     One name may have an implementation per modality (``integrated_gradients`` explains images,
@@ -50,8 +51,11 @@ def register_explainer(name: str, *, modalities: set[str], label: str, signed: b
         signed: whether attributions carry a sign (evidence for and against).
         passes: a short cost description for the UI.
         params: default parameters (also the UI's choices).
+        hooks: whether it puts hooks or gradients on the model (Captum does), so that it must run on the
+            calling thread's private copy (``thread_copy``). ``False``: plain forward passes without gradients,
+            safe on the shared model, so the workspaces skip the copy (the attention map).
     """
-    impl_meta = {"label": label, "signed": signed, "passes": passes, "params": dict(params or {})}
+    impl_meta = {"label": label, "signed": signed, "passes": passes, "params": dict(params or {}), "hooks": hooks}
 
     def deco(fn: Callable[..., Explanation]) -> Callable[..., Explanation]:
         if name in EXPLAINERS:

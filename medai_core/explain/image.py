@@ -149,7 +149,8 @@ def occlusion(model: nn.Module, x: torch.Tensor, target: int, *, window: int = 1
                        {"window": window, "stride": stride}, time.perf_counter() - t0)
 
 
-@register_explainer("attention", modalities={"image"}, label="Attention map", signed=False, passes="1 forward pass")
+@register_explainer("attention", modalities={"image"}, label="Attention map", signed=False, passes="1 forward pass",
+                    hooks=False)
 def attention(model: nn.Module, x: torch.Tensor, target: int, *, progress: ProgressFn | None = None) -> Explanation:
     """The weights the attention-pooling head gave each cell of its feature grid, upsampled bilinearly.
 

@@ -16,7 +16,6 @@ one state_dict (one sha256) holds everything a prediction needs.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

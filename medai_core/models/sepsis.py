@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from medai_core.models.catalog import SEPSIS_STATIC, SEPSIS_VARIABLES
+from medai_core.models.catalog import SEPSIS_VARIABLES
 
 MAX_GAP = 48.0
 ATTENTION_HOURS = 48

@@ -28,18 +28,6 @@ DPI = 150
 RED, GREEN, BLUE, GREY, DARK = "#c0392b", "#27ae60", "#2e86c1", "#95a5a6", "#34495e"  # the pages' colours
 
 
-def rgb_png(rgb: np.ndarray) -> bytes:
-    """An (H, W, 3) uint8 or (H, W) [0, 1] image as PNG bytes, pixel for pixel."""
-    from PIL import Image
-
-    arr = np.asarray(rgb)
-    if arr.dtype != np.uint8:
-        arr = (np.clip(arr, 0, 1) * 255 + 0.5).astype(np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG", optimize=True)
-    return buf.getvalue()
-
-
 def _figure(width: float, height: float) -> Figure:
     from matplotlib.figure import Figure
 

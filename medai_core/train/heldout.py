@@ -27,9 +27,8 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 import torch
 
-from medai_core.errors import ModelError
 from medai_core.io.series_spec import Signal
-from medai_core.models.spec import assets_dir, get_spec, read_card, sha256_file
+from medai_core.models.spec import assets_dir, get_spec, read_card
 from medai_core.trust.heldout import HELDOUT_SUFFIX
 from medai_core.trust.alarms import LOW, HIGH, alarm_events, alarm_probability, quantile_coverage
 from medai_core.train.heldout_common import TOLERANCE, _base, _check, _r, _same_ids  # noqa: F401 (re-exported)

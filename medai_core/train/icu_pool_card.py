@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from medai_core.models.spec import ModelSpec, get_spec, read_card
+from medai_core.models.spec import ModelSpec
 
 BARS = {"2012": (0.85, 0.80), "2019": (0.87, 0.84)}  # (bar, aim) on the mean MAE / persistence
 

@@ -207,6 +207,26 @@ def test_attention_map_is_the_pooling_weights_upsampled():
     assert cost.estimate_seconds(model, "image", x, "attention", {}).seconds > 0
 
 
+def test_only_explainers_without_hooks_run_on_the_shared_model(monkeypatch):
+    """The attention map (registered ``hooks=False``: one forward pass, no gradients) reads the shared model;
+    every Captum explainer still runs on this thread's private copy."""
+    from medai_core.explain import explainer_for
+    from medai_core.models import get_spec, load_model
+    from medai_core.workspaces.imaging import pipeline
+
+    hooks = {n: explainer_for(n, "image")[1]["hooks"] for n in EXPLAINERS.names(modalities="image")}
+    assert hooks.pop("attention") is False and hooks and all(hooks.values())
+    spec = get_spec("busi_effnet")
+    model, copied = load_model("busi_effnet"), []
+    real = pipeline.thread_copy
+    monkeypatch.setattr(pipeline, "thread_copy", lambda m: copied.append(m) or real(m))
+    x = torch.rand(1, 1, *spec.input_size, generator=torch.Generator().manual_seed(1))
+    att = explain(model, spec, x, "attention", spec.labels[0])
+    assert copied == [] and att.attributions.shape == tuple(spec.input_size)
+    explain(model, spec, x, "gradcam", spec.labels[0])
+    assert copied == [model]
+
+
 def test_attribution_copies_pass_to_later_threads_never_to_two_at_once(busi):
     """Streamlit runs each page run on a new thread: a copy whose thread has ended is handed on (not made again),
     while threads running at the same time each hold their own."""

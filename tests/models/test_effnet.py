@@ -3,7 +3,6 @@ the attention head, BatchNorm folding, and the fp16 weights file."""
 from __future__ import annotations
 
 import copy
-import io
 
 import pytest
 import torch

@@ -16,9 +16,10 @@ from medai_core import __version__
 from medai_core.models import get_spec, load_model
 from tests.conftest import make_dicom, speckle_image
 from medai_core.report.case import CaseReport, IDENTIFIERS_LEFT_OUT, INTENDED_USE, ReportFigure, UNKNOWN_WORD
-from medai_core.workspaces.imaging.report import F, image_report
+from medai_core.workspaces.imaging.report import image_report
 from medai_core.report.pdf import build_pdf
 from medai_core.report.bundle import figure_pngs, report_zip
+from medai_core.plots.encode import png_bytes
 from medai_core.workspaces.notes.report import model_words, note_report
 from medai_core.workspaces.records.report import record_report
 from medai_core.workspaces.vitals.report import series_report
@@ -187,7 +188,7 @@ def test_unicode_text_is_drawn_or_replaced():
 
 
 def test_zip_holds_pdf_pngs_and_extras():
-    png = F.rgb_png(np.zeros((4, 4, 3), np.uint8))
+    png = png_bytes(np.zeros((4, 4, 3), np.uint8), fast=False)
     rep = _minimal(figures=(ReportFigure("A chart", png), ReportFigure("Scan", png, identifying=True)))
     blob = report_zip(rep, extra={"attributions.csv": b"a,b\n1,2\n"})
     with zipfile.ZipFile(io.BytesIO(blob)) as z:

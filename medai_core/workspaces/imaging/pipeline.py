@@ -129,13 +129,15 @@ def explain(model: nn.Module, spec: ModelSpec, x: torch.Tensor, method: str, tar
     Runs on this thread's private copy of ``model`` (see ``thread_copy``), so concurrent
     predictions on the shared model never meet Captum's hooks. ``copy_model=False`` explains on
     ``model`` itself: for callers that already hold a private copy (the trust checks' randomised copies).
+    Explainers registered with ``hooks=False`` (the attention map: one forward pass without gradients) always
+    run on ``model`` itself: a copy per page-run thread was 5% of a loaded server's time (issue 18).
     """
-    fn, _ = explainer_for(method, spec.modality)
+    fn, meta = explainer_for(method, spec.modality)
     if target not in spec.labels:
         raise InputError(f"Unknown target class {target!r}; choose one of {', '.join(spec.labels)}.")
     if method == "gradcam":
         if not spec.gradcam_layer and "layer" not in params:
             raise InputError(spec.extra.get("gradcam_unavailable") or "This model names no layer for Grad-CAM.")
         params.setdefault("layer", spec.gradcam_layer)
-    exp = fn(thread_copy(model) if copy_model else model, x, spec.labels.index(target), progress=progress, **params)
+    exp = fn(thread_copy(model) if copy_model and meta["hooks"] else model, x, spec.labels.index(target), progress=progress, **params)
     return Explanation(exp.method, target, exp.attributions, exp.diagnostics, exp.params, exp.seconds)
