@@ -54,6 +54,46 @@ def test_image_figure_keeps_scan_coordinates_at_display_size(shape):
     assert zoomed.layout.xaxis.range[1] - zoomed.layout.xaxis.range[0] == pytest.approx(w / 4)
 
 
+def _decode(uri: str) -> np.ndarray:
+    import base64
+    import io
+
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))), dtype=np.float64) / 255
+
+
+@pytest.mark.parametrize("signed,mode,cmap", [(False, "absolute", "jet"), (True, "positive", "inferno"),
+                                              (True, "absolute", "viridis")])
+def test_map_figure_blends_in_the_browser_as_the_overlay_does(signed, mode, cmap):
+    """The map travels as an RGBA layer over the scan at the trace's opacity: composited as a browser does, it
+    gives ``explain.overlay``'s pixels (to 8-bit rounding), and the figure validates."""
+    from medai_core.explain import normalise_map, overlay
+    from medai_core.workspaces.imaging import heat_picture, map_figure, picture
+
+    rng = np.random.default_rng(3)
+    display = rng.random((200, 300))
+    yy, xx = np.mgrid[:14, :14]
+    attr = np.exp(-((yy - 5) ** 2 + (xx - 9) ** 2) / 8.0) - (0.3 if signed else 0)
+    fig = validated(map_figure(display, attr, signed, mode, 0.6, cmap, "Grad-CAM", width_hint=360))
+    scan, layer = fig.data
+    assert layer.opacity == 0.6 and layer.dx == scan.dx and layer.x0 == scan.x0  # the same pixels, the same place
+    base, rgba = _decode(scan.source), _decode(layer.source)
+    a = 0.6 * rgba[..., 3:]
+    seen = base[..., None] * (1 - a) + rgba[..., :3] * a
+    want = overlay(display, normalise_map(attr, signed=signed, mode=mode), 0.6, cmap) / 255
+    assert np.abs(seen - want).max() <= 3 / 255
+    # built from pictures encoded before: the same figure
+    side = display_side(360)
+    again = map_figure(picture(display, side), heat_picture(attr, signed, mode, cmap, display.shape, side), signed, mode,
+                       0.6, cmap, "Grad-CAM", width_hint=360)
+    assert validated(again).to_json() == fig.to_json()
+    # a large scan: both layers shrink to the display size and keep the scan's coordinates
+    big = map_figure(rng.random((1500, 1000)), attr, signed, mode, 0.5, cmap, "", width_hint=360)
+    assert big.data[0].dx == big.data[1].dx == pytest.approx(1500 / display_side(360))
+    assert big.layout.xaxis.range == (-0.5, 999.5)
+
+
 def test_probability_figure_marks_the_threshold():
     from medai_core.workspaces.imaging import ImagePrediction
 
