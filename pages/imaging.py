@@ -39,21 +39,7 @@ except MedAIError as err:
     st.stop()
 
 with st.sidebar:
-    st.subheader("Viewer")
     frame = st.slider("Frame", 1, scan.n_frames, 1, key=f"imaging.frame.{key}") - 1 if scan.n_frames > 1 else 0
-    presets = W.window_presets(scan)
-    preset = st.selectbox("Window preset", list(presets), key=f"imaging.preset.{key}")
-    window = presets[preset]
-    if window is not None:
-        lo, hi = scan.value_range
-        span = max(hi - lo, 1.0)
-        c = st.slider("Level (centre)", lo - span, hi + span, float(window[0]), key=f"imaging.c.{key}.{preset}")
-        w = st.slider("Width", 1.0, 2 * span + 1, float(min(window[1], 2 * span + 1)), key=f"imaging.w.{key}.{preset}")
-        window = (c, w)
-    zoom = st.slider("Zoom", 1.0, 8.0, 1.0, 0.5, key="imaging.zoom", help="Drag to pan; scroll or box-zoom too")
-    # the rendered view, keyed by what determines it (its figures are then keyed by that key, not its pixels)
-    display = ui.Keyed(ui.value(W.render, ui.Keyed(scan, ("scan", key)), frame, window, use_voi_lut=preset == W.VOI_LUT_PRESET),
-                       ("display", key, frame, window, preset == W.VOI_LUT_PRESET))
     try:
         if model_name:  # forced by the user
             spec, model = get_spec(model_name), ui.cached_model(model_name)
@@ -85,10 +71,6 @@ with st.sidebar:
         params["stride"] = params["window"] // 2
     elif method == "smoothgrad":
         params["nt_samples"] = st.select_slider("Noise samples", [8, 16, 32, 64], 16, key="imaging.sg_n")
-    opacity = st.slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05, key="imaging.opacity")
-    cmap = st.selectbox("Colour map", W.COLORMAPS, key="imaging.cmap")
-    sign = st.radio("Show", ["positive", "absolute"], horizontal=True, key="imaging.sign", disabled=not meta["signed"],
-                    help="For signed methods: evidence for the class only, or its magnitude either way")
 
 st.markdown(f"**{scan.source}** · {scan.shape[1]} x {scan.shape[0]} px · frame {frame + 1} of {scan.n_frames}"
             + (f" · {scan.modality}" if scan.modality else ""))
@@ -116,21 +98,6 @@ p2.plotly_chart(ui.figure(W.probability_figure, ui.Keyed(pred, ("pred", key, fra
                 key="imaging.probs")
 
 side_attention = bool(spec.extra.get("attention")) and method != "attention"  # shown beside the chosen map
-col_a, col_b, *col_c = st.columns(3 if side_attention else 2)
-col_a.plotly_chart(ui.figure(W.image_figure, display, "Scan", zoom, width_hint=360 if side_attention else 460),
-                   key="imaging.original")
-if side_attention:
-    try:
-        att = ui.cached_attention(key, frame, model_name, x)
-        col_c[0].plotly_chart(ui.figure(W.map_figure, display, att.attributions,
-                                        False, "absolute", opacity, cmap, "Attention map (where the head pooled from)", zoom,
-                                        width_hint=360), key="imaging.attention")
-        col_c[0].caption(f"The head's weight on each cell of its {att.params['grid']} feature grid (the same for "
-                         f"every class: where the model pooled from, not which way it pushed). Top cell "
-                         f"{att.diagnostics['max_weight']:.0%} of the total; uniform would be "
-                         f"{att.diagnostics['uniform_weight']:.1%} each.")
-    except MedAIError as err:
-        col_c[0].caption(f"No attention map: {err}")
 job_key = f"{key}|{frame}|{model_name}|{method}|{target}|{sorted(params.items())}"
 est = ui.estimate(model_name, spec.modality, x, method, params) if method != "gradcam" else None
 est_short = "" if est is None else f"estimated {est.seconds:.1f} s"
@@ -139,6 +106,12 @@ est_text = "" if est is None else (est_short + (f" (up to {est.seconds_max:.1f} 
 job = ui.submit_job(job_key, meta["label"], lambda progress: W.explain(model, spec, x, method, target, progress, **params),
                      wait_s=1.0)
 polling = not job.done
+exp_done = job.future.result() if job.done and job.future.exception() is None else None
+exp_params = {"method": method, "target": target, "frame": frame, **params}
+if exp_done is not None:
+    ui.audit("explain", "imaging", model_name, sha=sha, params=exp_params, summary={"seconds": round(exp_done.seconds, 3)})
+# what the viewer shows now, read by the case report when it is built (the viewer reruns on its own)
+shown: dict = st.session_state.setdefault("imaging.shown", {})
 
 
 def cancel_explanation() -> None:
@@ -147,8 +120,34 @@ def cancel_explanation() -> None:
     st.session_state[K_METHOD] = "gradcam"
 
 
+def view_controls() -> dict:
+    """Window, zoom and the heatmap's look, in a row above the images. They change only what is drawn (the model
+    always sees the file's default window), so moving one reruns the viewer alone."""
+    c = st.columns([1.4, 1.4, 1.4, 1, 1, 1, 1])
+    presets = W.window_presets(scan)
+    preset = c[0].selectbox("Window preset", list(presets), key=f"imaging.preset.{key}")
+    window = presets[preset]
+    if window is not None:
+        lo, hi = scan.value_range
+        span = max(hi - lo, 1.0)
+        level = c[1].slider("Level (centre)", lo - span, hi + span, float(window[0]), key=f"imaging.c.{key}.{preset}")
+        width = c[2].slider("Width", 1.0, 2 * span + 1, float(min(window[1], 2 * span + 1)), key=f"imaging.w.{key}.{preset}")
+        window = (level, width)
+    voi = preset == W.VOI_LUT_PRESET
+    v = {"window": window, "use_voi_lut": voi,
+         "zoom": c[3].slider("Zoom", 1.0, 8.0, 1.0, 0.5, key="imaging.zoom", help="Drag to pan; scroll or box-zoom too"),
+         "opacity": c[4].slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05, key="imaging.opacity"),
+         "cmap": c[5].selectbox("Colour map", W.COLORMAPS, key="imaging.cmap"),
+         "sign": c[6].radio("Show", ["positive", "absolute"], key="imaging.sign", disabled=not meta["signed"],
+                            help="For signed methods: evidence for the class only, or its magnitude either way")}
+    # the rendered view, keyed by what determines it (its figures are then keyed by that key, not its pixels)
+    v["display"] = ui.Keyed(ui.value(W.render, ui.Keyed(scan, ("scan", key)), frame, window, use_voi_lut=voi),
+                            ("display", key, frame, window, voi))
+    return v
+
+
 @st.fragment(run_every=None if job.done else 0.3)
-def explanation_view() -> None:
+def explanation_view(v: dict) -> None:
     """Polls the background explanation, so the rest of the page never waits for it."""
     if not job.done:
         st.progress(job.progress, text=f"Computing {meta['label']} for '{target}' ({meta['passes']})… "
@@ -163,8 +162,8 @@ def explanation_view() -> None:
     except Exception as err:  # noqa: BLE001 - shown as a message, never a traceback
         ui.show_error(err)
         return
-    st.plotly_chart(ui.figure(W.map_figure, display, exp.attributions, meta["signed"], sign,
-                              opacity, cmap, f"{meta['label']}: '{target}'", zoom, width_hint=360 if side_attention else 460),
+    st.plotly_chart(ui.map_view(v["display"], exp.attributions, meta["signed"], v["sign"], v["opacity"],
+                              v["cmap"], f"{meta['label']}: '{target}'", v["zoom"], width_hint=360 if side_attention else 460),
                     key="imaging.overlay")
     facts = [f"{meta['label']} in {exp.seconds * 1000:.0f} ms" + (f" ({est_short})" if est_short else "")]
     if "convergence_delta" in exp.diagnostics:
@@ -174,28 +173,51 @@ def explanation_view() -> None:
     st.caption(" · ".join(facts))
 
 
-with col_b:
-    explanation_view()
+@st.fragment
+def viewer() -> None:
+    """The scan, its maps and their sanity check, under their view controls: a window, zoom or heatmap-style
+    change reruns this alone (issue 18: a slider move in tens of ms, not a page run)."""
+    v = view_controls()
+    col_a, col_b, *col_c = st.columns(3 if side_attention else 2)
+    col_a.plotly_chart(ui.scan_view(v["display"], "Scan", v["zoom"], width_hint=360 if side_attention else 460),
+                       key="imaging.original")
+    if side_attention:
+        try:
+            att = ui.cached_attention(key, frame, model_name, x)
+            col_c[0].plotly_chart(ui.map_view(v["display"], att.attributions, False, "absolute", v["opacity"],
+                                            v["cmap"], "Attention map (where the head pooled from)", v["zoom"],
+                                            width_hint=360), key="imaging.attention")
+            col_c[0].caption(f"The head's weight on each cell of its {att.params['grid']} feature grid (the same for "
+                             f"every class: where the model pooled from, not which way it pushed). Top cell "
+                             f"{att.diagnostics['max_weight']:.0%} of the total; uniform would be "
+                             f"{att.diagnostics['uniform_weight']:.1%} each.")
+        except MedAIError as err:
+            col_c[0].caption(f"No attention map: {err}")
+    with col_b:
+        explanation_view(v)
+    rep = None
+    if exp_done is not None:
+        st.subheader("Can I trust this heatmap?")
 
-exp_done = job.future.result() if job.done and job.future.exception() is None else None
-sanity, exp_params = None, {"method": method, "target": target, "frame": frame, **params}
-if exp_done is not None:
-    ui.audit("explain", "imaging", model_name, sha=sha, params=exp_params, summary={"seconds": round(exp_done.seconds, 3)})
-    st.subheader("Can I trust this heatmap?")
+        def show_maps(rep) -> None:  # noqa: ANN001 - a TrustReport
+            m1, m2 = st.columns(2)
+            for col, (name, amap) in zip((m1, m2), (("trained model", rep.cascade.trained),
+                                                    ("fully randomised model", rep.cascade.randomised))):
+                col.plotly_chart(ui.map_view(v["display"], amap, meta["signed"], v["sign"], v["opacity"],
+                                           v["cmap"], f"{meta['label']}: {name}", v["zoom"], width_hint=360),
+                                 key=f"imaging.sanity.{name}")
 
-    def show_maps(rep) -> None:  # noqa: ANN001 - a TrustReport
-        m1, m2 = st.columns(2)
-        for col, (name, amap) in zip((m1, m2), (("trained model", rep.cascade.trained),
-                                                ("fully randomised model", rep.cascade.randomised))):
-            col.plotly_chart(ui.figure(W.map_figure, display, amap, meta["signed"], sign,
-                                       opacity, cmap, f"{meta['label']}: {name}", zoom, width_hint=360),
-                             key=f"imaging.sanity.{name}")
+        one = est or ui.estimate(model_name, spec.modality, x, method, params)
+        rep = ui.trust_panel(job_key, lambda progress: W.trust_image(model, spec, x, method, target, exp_done, progress,
+                                                                     **params),
+                             show_maps, "" if one is None else W.sanity_check_estimate(model, one.seconds, meta["label"]),
+                             audit_as={"workspace": "imaging", "model": model_name, "sha": sha, "params": exp_params})
+    shown.clear()
+    shown.update({k: v[k] for k in ("window", "use_voi_lut", "opacity", "cmap", "sign")},
+                 sanity=rep.summary() if rep is not None else None)
 
-    one = est or ui.estimate(model_name, spec.modality, x, method, params)
-    rep = ui.trust_panel(job_key, lambda progress: W.trust_image(model, spec, x, method, target, exp_done, progress, **params),
-                         show_maps, "" if one is None else W.sanity_check_estimate(model, one.seconds, meta["label"]),
-                         audit_as={"workspace": "imaging", "model": model_name, "sha": sha, "params": exp_params})
-    sanity = rep.summary() if rep is not None else None
+
+viewer()
 
 st.subheader("How sure is the model?")
 ui.reliability_panel(model_name, pred.positive_probability, key="imaging.rel",
@@ -214,10 +236,10 @@ files = {"Heatmap values (CSV)": (f"{method}_attributions.csv", "text/csv", lamb
 if scan.source.startswith("DICOM") and (checked or not burned):
     files["De-identified DICOM"] = ("deidentified.dcm", "application/dicom",
                                     lambda: W.deidentify_dicom(data, allow_burned_in=checked).data)
-ui.take_away("imaging.take", lambda: W.image_report(scan, spec, pred, exp_done, frame=frame, window=window,
-                                                  use_voi_lut=preset == W.VOI_LUT_PRESET, mode=sign, opacity=opacity,
-                                                  cmap=cmap, file_name=file_name, allow_burned_in=checked,
-                                                  sanity=sanity),
+ui.take_away("imaging.take", lambda: W.image_report(scan, spec, pred, exp_done, frame=frame, window=shown["window"],
+                                                  use_voi_lut=shown["use_voi_lut"], mode=shown["sign"],
+                                                  opacity=shown["opacity"], cmap=shown["cmap"], file_name=file_name,
+                                                  allow_burned_in=checked, sanity=shown["sanity"]),
              files, "medai_imaging", audit_as={"workspace": "imaging", "model": model_name, "sha": sha})
 if scan.source.startswith("DICOM"):
     st.caption("De-identified DICOM: DICOM PS3.15 Annex E basic confidentiality profile (identifying attributes removed "

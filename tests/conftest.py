@@ -30,6 +30,19 @@ def _private_audit_trail(tmp_path_factory):
     os.environ.pop("MEDAI_AUDIT_PATH", None)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _background_warmup_ends_before_exit():
+    """AppTests of app.py start the server's warm-up thread (``ui.prewarm``: imports and model loads). A test
+    process that ends while it still loads torch models aborts in torch's teardown ("terminate called without an
+    active exception"), so the session waits for it to finish."""
+    yield
+    import threading
+
+    for t in threading.enumerate():
+        if t.name == "medai-prewarm":
+            t.join(timeout=300)
+
+
 def pydicom_file(name: str) -> Path:
     """A test file shipped by pydicom or the pydicom-data package (never downloaded)."""
     from medai_core.workspaces.imaging.samples import _pydicom_dirs

@@ -25,9 +25,9 @@ import numpy as np
 import streamlit as st
 
 T = TypeVar("T")
-K_FIGURES, K_VALUES = "ui.memo.figures", "ui.memo.values"
-KEEP_FIGURES, KEEP_VALUES = 24, 4
-__all__ = ["Keyed", "figure", "fingerprint", "value"]
+K_FIGURES, K_VALUES, K_PICTURES = "ui.memo.figures", "ui.memo.values", "ui.memo.pictures"
+KEEP_FIGURES, KEEP_VALUES, KEEP_PICTURES = 24, 4, 16
+__all__ = ["Keyed", "figure", "fingerprint", "picture", "value"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,3 +116,9 @@ def figure(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:  # noqa: ANN40
 def value(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:  # noqa: ANN401
     """The same for a large value (a rendered view of a scan): fewer kept."""
     return _memo(K_VALUES, KEEP_VALUES, fn, args, kwargs)
+
+
+def picture(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:  # noqa: ANN401
+    """The same for an encoded picture (a scan or a map's layer as PNG text, ``plots.image.Picture``): a figure
+    rebuilt for another opacity or title reuses it instead of encoding again."""
+    return _memo(K_PICTURES, KEEP_PICTURES, fn, args, kwargs)

@@ -85,6 +85,48 @@ def test_figure_cache_is_per_session_keyed_and_bounded():
     assert len(a.session_state[K_FIGURES]) == KEEP_FIGURES
 
 
+def _views_script() -> None:
+    import numpy as np
+    import streamlit as st
+
+    import ui
+
+    v = st.session_state.setdefault("view", {"opacity": 0.5, "cmap": "jet", "window": 0})
+    rng = np.random.default_rng(v["window"])
+    display = ui.Keyed(rng.random((120, 90)), ("display", "scan", v["window"]))
+    attr = np.outer(np.hanning(14), np.hanning(14))
+    st.session_state["figs"] = [ui.scan_view(display, "Scan", 1.0, 360),
+                                ui.map_view(display, attr, False, "absolute", v["opacity"], v["cmap"], "map", 1.0, 360)]
+
+
+def test_map_views_encode_each_picture_once(monkeypatch):
+    """A new opacity re-encodes nothing; a new colour map only the map's layer; a new window only the scan (once,
+    for both figures that show it)."""
+    from medai_core.workspaces import imaging as W
+
+    encoded: list[str] = []
+    for name in ("picture", "heat_picture"):
+        real = getattr(W, name)
+        monkeypatch.setattr(W, name, lambda *a, _f=real, _n=name, **k: encoded.append(_n) or _f(*a, **k))
+    at = AppTest.from_function(_views_script)
+    at.run()
+    assert sorted(encoded) == ["heat_picture", "picture"]
+    first = [f.to_json() for f in at.session_state["figs"]]
+
+    def change(**kw: object) -> list:
+        encoded.clear()
+        at.session_state["view"] = {**at.session_state["view"], **kw}
+        at.run()
+        return [f.to_json() for f in at.session_state["figs"]]
+
+    now = change(opacity=0.8)
+    assert encoded == [] and now[0] == first[0] and now[1] != first[1]
+    assert change(cmap="inferno")[1] != now[1] and encoded == ["heat_picture"]
+    assert change(window=1)[0] != first[0] and encoded == ["picture"]
+    assert change(opacity=0.5, cmap="jet", window=0) == first and encoded == []  # all still cached
+    assert not at.exception
+
+
 def _specs(at: AppTest) -> dict[str, str]:
     return {c.key: c.proto.spec for c in at.get("plotly_chart")}
 
@@ -104,25 +146,25 @@ def test_imaging_figures_follow_every_view_parameter():
     at.sidebar.file_uploader[0].upload("scan.png", make_png(speckle_image(5)), "image/png")
     at.run()
     first = _explained(at)
-    at.sidebar.slider(key="imaging.opacity").set_value(0.8).run()
+    at.slider(key="imaging.opacity").set_value(0.8).run()
     s = _specs(at)
     assert s["imaging.overlay"] != first["imaging.overlay"]
     assert s["imaging.original"] == first["imaging.original"] and s["imaging.probs"] == first["imaging.probs"]
-    at.sidebar.selectbox(key="imaging.cmap").set_value([c for c in at.sidebar.selectbox(key="imaging.cmap").options
-                                                        if c != at.sidebar.selectbox(key="imaging.cmap").value][0]).run()
+    at.selectbox(key="imaging.cmap").set_value([c for c in at.selectbox(key="imaging.cmap").options
+                                                        if c != at.selectbox(key="imaging.cmap").value][0]).run()
     assert _specs(at)["imaging.overlay"] != s["imaging.overlay"]
-    level = lambda: next(x for x in at.sidebar.slider if x.label == "Level (centre)")  # noqa: E731
+    level = lambda: next(x for x in at.slider if x.label == "Level (centre)")  # noqa: E731
     centre = level().value
     level().set_value(centre + 20).run()
     w = _specs(at)
     assert w["imaging.original"] != first["imaging.original"] and w["imaging.overlay"] != s["imaging.overlay"]
-    at.sidebar.slider(key="imaging.zoom").set_value(2.0).run()
+    at.slider(key="imaging.zoom").set_value(2.0).run()
     assert _specs(at)["imaging.original"] != w["imaging.original"]
     # back to the first settings: the same figures as at first (what the cache serves equals a fresh build)
-    at.sidebar.slider(key="imaging.zoom").set_value(1.0).run()
+    at.slider(key="imaging.zoom").set_value(1.0).run()
     level().set_value(centre).run()
-    at.sidebar.selectbox(key="imaging.cmap").set_value(at.sidebar.selectbox(key="imaging.cmap").options[0]).run()
-    at.sidebar.slider(key="imaging.opacity").set_value(0.5).run()
+    at.selectbox(key="imaging.cmap").set_value(at.selectbox(key="imaging.cmap").options[0]).run()
+    at.slider(key="imaging.opacity").set_value(0.5).run()
     assert _specs(at)["imaging.original"] == first["imaging.original"]
     assert _specs(at)["imaging.overlay"] == first["imaging.overlay"]
     assert not at.exception
