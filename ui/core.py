@@ -230,20 +230,22 @@ def cached_route(digest_key: str, frame: int, _scan):  # noqa: ANN001, ANN201 - 
 
 
 @st.cache_resource(max_entries=16, ttl=900, show_spinner=False)
-def cached_attention(digest_key: str, frame: int, name: str, _x):  # noqa: ANN001, ANN201 - tensor -> Explanation
-    """The attention map of an attention-pooling image model (one forward pass on the shared model: the
-    explainer is registered ``hooks=False``), once per (upload, frame, model)."""
-    from medai_core.workspaces.imaging import explain
+def cached_attention(digest_key: str, frame: int, name: str, _x, _pred=None):  # noqa: ANN001, ANN201 - tensor -> Explanation
+    """The attention map of an attention-pooling image model, once per (upload, frame, model): read from
+    ``_pred`` (that model's prediction on ``_x``, whose forward pass kept the head's weights) when given, else
+    one forward pass (the explainer is registered ``hooks=False``)."""
+    from medai_core.workspaces.imaging import attention_map, explain
 
     spec = get_spec(name)
-    return explain(cached_model(name), spec, _x, "attention", spec.labels[0])
+    att = attention_map(_pred, _x) if _pred is not None and _pred.model == name else None
+    return att if att is not None else explain(cached_model(name), spec, _x, "attention", spec.labels[0])
 
 
 @st.cache_resource(show_spinner=False)
 def prewarm() -> threading.Thread:
     """Once per server process, after the first page is on screen (any page: app.py calls it): in the background,
     import torch and the model and explainer modules, load the routed image models and each page's default model,
-    and let the two explanation threads make their attribution copies of the image models. The first users after a
+    make the image models' inference copies, and let the two explanation threads make their attribution copies. The first users after a
     restart then wait for none of it (under ten sessions at once the first round of scans took 5.6-6.3 s against
     0.6-3.3 s later; issue 18)."""
     def work() -> None:
@@ -257,7 +259,7 @@ def prewarm() -> threading.Thread:
         for mod in ("medai_core.models.busi_cnn", "medai_core.models.effnet", "medai_core.models.support_ftt", "medai_core.models.notes_tfm",
                     "medai_core.models.forecaster", *workspaces, "plotly.graph_objects"):
             importlib.import_module(mod)
-        from medai_core.explain.base import thread_copy
+        from medai_core.explain.base import inference_copy, thread_copy
         from medai_core.workspaces.imaging import routed_models
 
         images = routed_models()
@@ -268,6 +270,7 @@ def prewarm() -> threading.Thread:
                 continue
         for name in images:
             with contextlib.suppress(MedAIError):
+                inference_copy(cached_model(name))  # the one the predictions and attention maps run on
                 wait([_executor().submit(thread_copy, cached_model(name)) for _ in range(2)])
 
     t = threading.Thread(target=work, name="medai-prewarm", daemon=True)

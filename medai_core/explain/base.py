@@ -217,3 +217,37 @@ def thread_copy(model: nn.Module) -> nn.Module:
     with _COPIES_LOCK:
         entry[1].append([weakref.ref(me), clone])
     return clone
+
+
+_INFERENCE: dict[int, tuple[weakref.ref, int, nn.Module]] = {}  # id(model) -> (model ref, its version, copy)
+_INFERENCE_LOCK = threading.Lock()
+
+
+def _version(model: nn.Module) -> int:
+    """Changes whenever a parameter or buffer of ``model`` is written in place (``load_state_dict`` included)."""
+    return sum(t._version for t in model.parameters()) + sum(t._version for t in model.buffers())
+
+
+def inference_copy(model: nn.Module) -> nn.Module:
+    """One copy of a shared model per process for forward passes without hooks (predictions, attention maps):
+    prepared as the attribution copies are (BatchNorm folded into the convolutions, channels-last), which is
+    exact in eval mode up to float rounding (probabilities within 1e-6) and takes an EfficientNet pass from
+    36 to 22 ms at one thread here (issue 18). Shared by every thread: a forward pass writes nothing. Made
+    again when the model's weights or buffers change in place; a model without ``prepare_for_attribution``
+    is its own inference copy."""
+    import copy
+
+    if not callable(getattr(model, "prepare_for_attribution", None)):
+        return model
+    version = _version(model)
+    with _INFERENCE_LOCK:  # held while copying: ten first page runs at once wait for one copy, not make ten
+        entry = _INFERENCE.get(id(model))
+        if entry is not None and entry[0]() is model and entry[1] == version:
+            return entry[2]
+        clone = copy.deepcopy(model).eval().prepare_for_attribution()
+        for p in clone.parameters():
+            p.requires_grad_(False)
+        for k in [k for k, e in _INFERENCE.items() if e[0]() is None]:
+            del _INFERENCE[k]
+        _INFERENCE[id(model)] = (weakref.ref(model), version, clone)
+        return clone

@@ -163,11 +163,19 @@ def attention(model: nn.Module, x: torch.Tensor, target: int, *, progress: Progr
     fwd = CountingForward(model.attention, 1, progress)
     with model_lock(model), torch.no_grad():
         grid = fwd(x)
-        up = F.interpolate(grid[:, None], size=tuple(x.shape[-2:]), mode="bilinear", align_corners=False)
-    g = grid[0]
-    return Explanation("attention", str(target), up[0, 0].numpy(),
+    return attention_from_grid(grid[0], tuple(x.shape[-2:]), str(target), time.perf_counter() - t0)
+
+
+def attention_from_grid(grid: torch.Tensor | np.ndarray, size: tuple[int, int], target: str = "",
+                        seconds: float = 0.0) -> Explanation:
+    """The attention explainer's map from an (h, w) grid of pooling weights already computed (a prediction's
+    ``forward_with_attention``), upsampled to ``size`` as the explainer does."""
+    g = torch.as_tensor(grid, dtype=torch.float32)
+    with torch.no_grad():
+        up = F.interpolate(g[None, None], size=size, mode="bilinear", align_corners=False)
+    return Explanation("attention", target, up[0, 0].numpy(),
                        {"max_weight": float(g.max()), "uniform_weight": 1.0 / g.numel()},
-                       {"grid": f"{g.shape[0]}x{g.shape[1]}"}, time.perf_counter() - t0)
+                       {"grid": f"{g.shape[0]}x{g.shape[1]}"}, seconds)
 
 
 # ---- time estimates (explain.cost): the passes each method makes, with the batches it will use

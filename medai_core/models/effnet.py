@@ -166,6 +166,13 @@ class EffNetClassifier(nn.Module):
     def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.classify(self._grid(x))
 
+    def forward_with_attention(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``forward_with_features`` and ``attention`` from one pass: (logits, pooled features, (N, h, w) weights).
+        The page's prediction gives its attention map this way instead of a second forward pass (issue 18)."""
+        grid = self._grid(x)
+        pooled, a = self.pool(grid, return_weights=True)
+        return self.fc(self.dropout(pooled)), pooled, a.view(grid.shape[0], *grid.shape[2:])
+
     def attention(self, x: torch.Tensor) -> torch.Tensor:
         """(N, h, w) attention weights over the feature grid (each map sums to 1)."""
         grid = self._grid(x)

@@ -208,8 +208,8 @@ def test_attention_map_is_the_pooling_weights_upsampled():
 
 
 def test_only_explainers_without_hooks_run_on_the_shared_model(monkeypatch):
-    """The attention map (registered ``hooks=False``: one forward pass, no gradients) reads the shared model;
-    every Captum explainer still runs on this thread's private copy."""
+    """The attention map (registered ``hooks=False``: one forward pass, no gradients) reads the process's one
+    inference copy of the shared model; every Captum explainer still runs on this thread's private copy."""
     from medai_core.explain import explainer_for
     from medai_core.models import get_spec, load_model
     from medai_core.workspaces.imaging import pipeline
@@ -225,6 +225,47 @@ def test_only_explainers_without_hooks_run_on_the_shared_model(monkeypatch):
     assert copied == [] and att.attributions.shape == tuple(spec.input_size)
     explain(model, spec, x, "gradcam", spec.labels[0])
     assert copied == [model]
+    # the inference copy's map is the unfolded model's (BatchNorm folding is exact up to rounding)
+    own = explain(model, spec, x, "attention", spec.labels[0], copy_model=False)
+    np.testing.assert_allclose(att.attributions, own.attributions, rtol=1e-4, atol=1e-7)
+
+
+def test_inference_copy_is_shared_folded_and_follows_the_weights():
+    """One folded copy per model for hook-free forward passes: the same object on every call and thread, with the
+    model's outputs up to rounding, no gradients, and made again when the model's weights change in place."""
+    import threading
+
+    from medai_core.explain.base import inference_copy
+    from medai_core.models.effnet import EffNetClassifier
+
+    torch.manual_seed(0)
+    model = EffNetClassifier(3).eval()
+    with torch.no_grad():  # BatchNorm statistics that are not the identity, so folding changes the weights
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+    x = torch.rand(2, 1, 224, 224, generator=torch.Generator().manual_seed(2))
+    net = inference_copy(model)
+    got: list = []
+    t = threading.Thread(target=lambda: got.append(inference_copy(model)))
+    t.start()
+    t.join()
+    assert net is not model and got == [net] and inference_copy(model) is net
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in net.modules()) and not any(p.requires_grad for p in net.parameters())
+    with torch.inference_mode():
+        (a, fa), (b, fb, att) = model.forward_with_features(x), net.forward_with_attention(x)
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(fb.numpy(), fa.numpy(), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(att.numpy(), model.attention(x).numpy(), rtol=1e-4, atol=1e-7)
+    with torch.no_grad():
+        model.fc.weight.mul_(-1.0)  # an in-place change (load_state_dict writes in place too)
+    fresh = inference_copy(model)
+    assert fresh is not net
+    with torch.inference_mode():
+        np.testing.assert_allclose(fresh(x).numpy(), model(x).numpy(), rtol=1e-4, atol=1e-5)
+    plain = nn.Linear(2, 2)  # nothing to prepare: its own inference copy
+    assert inference_copy(plain) is plain
 
 
 def test_attribution_copies_pass_to_later_threads_never_to_two_at_once(busi):

@@ -110,6 +110,32 @@ def test_prediction_is_calibrated_distribution(busi):
     assert pred.label in spec.labels and np.isfinite(pred.ood_score)
 
 
+@pytest.mark.parametrize("name", ["busi_effnet", "cxr_pneumonia", "busi_cnn"])
+def test_prediction_runs_on_the_folded_copy_with_the_models_own_answer(name):
+    """predict() runs the process's BatchNorm-folded inference copy: the model's own calibrated probabilities and
+    OOD score up to rounding, and for attention-pooling models the attention explainer's map from the same pass."""
+    from medai_core.workspaces.imaging import attention_map, explain
+
+    model, spec = load_model(name), get_spec(name)
+    x = prepare_input(load_scan(make_png(speckle_image(4))), spec)
+    pred = predict(model, spec, x)
+    with torch.inference_mode():
+        logits, feats = model.forward_with_features(x)
+        probs = torch.softmax(logits / model.temperature, 1)[0].numpy()
+        score = float(model.ood_score(feats)[0])
+    np.testing.assert_allclose([pred.probabilities[k] for k in spec.labels], probs, atol=1e-5)
+    assert pred.ood_score == pytest.approx(score, rel=1e-4)
+    assert "attention" not in pred.to_json("f") and "attention" not in repr(pred)
+    att = attention_map(pred, x)
+    if not spec.extra.get("attention"):
+        assert pred.attention is None and att is None
+        return
+    own = explain(model, spec, x, "attention", spec.labels[0], copy_model=False)  # its own pass, unfolded
+    assert att.method == "attention" and att.params == own.params
+    np.testing.assert_allclose(att.attributions, own.attributions, rtol=1e-4, atol=1e-7)
+    assert att.diagnostics["max_weight"] == pytest.approx(own.diagnostics["max_weight"], rel=1e-4)
+
+
 def test_decision_rule_uses_threshold():
     labels = ("benign", "malignant", "normal")
     assert decide(np.array([0.5, 0.3, 0.2]), labels, "malignant", 0.25) == "malignant"

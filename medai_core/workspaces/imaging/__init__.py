@@ -14,7 +14,7 @@ from medai_core.io.deid import scan_burned_in_risk
 from medai_core.io.scan import VOI_LUT_PRESET, Scan, metadata_rows, window_presets
 from medai_core.plots.image import Picture, display_side, image_figure, picture, probability_figure
 from medai_core.workspaces.imaging.exports import image_attributions_csv
-from medai_core.workspaces.imaging.pipeline import (ImagePrediction, decide, decide_indices, explain, explainers_for,
+from medai_core.workspaces.imaging.pipeline import (ImagePrediction, attention_map, decide, decide_indices, explain, explainers_for,
                                                     model_view, positive_group, predict, predict_batch,
                                                     prepare_input)
 from medai_core.workspaces.imaging.report import image_report
@@ -26,7 +26,7 @@ from medai_core.workspaces.imaging.trust import (faithfulness_image, sanity_chec
 
 MODALITY = "image"
 
-__all__ = ["COLORMAPS", "EXPLAINERS", "IG_BASELINES", "MODALITY", "SAMPLES", "VOI_LUT_PRESET", "ImagePrediction", "Route",
+__all__ = ["COLORMAPS", "EXPLAINERS", "IG_BASELINES", "MODALITY", "SAMPLES", "VOI_LUT_PRESET", "ImagePrediction", "Route", "attention_map",
            "Picture", "Scan", "describe", "display_side", "explainers_for", "forced", "kind", "looks_like", "positive_group", "predict_batch", "route_scan", "routed_models",
            "available_samples", "decide", "decide_indices", "deidentify_dicom", "explain", "explainer_for",
            "faithfulness_image", "heat_picture", "image_attributions_csv", "image_figure", "image_report", "load_scan", "map_figure",
