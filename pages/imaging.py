@@ -10,6 +10,9 @@ from medai_core.workspaces import imaging as W
 
 K_MODEL, K_SOURCE, K_UPLOAD, K_SAMPLE = "imaging.model", "imaging.source", "imaging.upload", "imaging.sample"
 K_METHOD, K_TARGET, K_REVEAL = "imaging.method", "imaging.target", "imaging.reveal"
+# one or two model passes: the run waits for them (queued behind other sessions' under load) and draws them itself;
+# polling for them ended in a second full run (issue 18). Slower explainers are polled after a second.
+QUICK_WAIT_S = {"gradcam": 5.0, "attention": 5.0}
 
 ui.route_via_app()
 st.title("Imaging")
@@ -104,7 +107,7 @@ est_short = "" if est is None else f"estimated {est.seconds:.1f} s"
 est_text = "" if est is None else (est_short + (f" (up to {est.seconds_max:.1f} s if the steps double)"
                                                 if est.seconds_max > est.seconds * 1.05 else "") + f": {est.note}")
 job = ui.submit_job(job_key, meta["label"], lambda progress: W.explain(model, spec, x, method, target, progress, **params),
-                     wait_s=1.0)
+                     wait_s=QUICK_WAIT_S.get(method, 1.0))
 polling = not job.done
 exp_done = job.future.result() if job.done and job.future.exception() is None else None
 exp_params = {"method": method, "target": target, "frame": frame, **params}
@@ -183,7 +186,7 @@ def viewer() -> None:
                        key="imaging.original")
     if side_attention:
         try:
-            att = ui.cached_attention(key, frame, model_name, x)
+            att = ui.cached_attention(key, frame, model_name, x, pred)
             col_c[0].plotly_chart(ui.map_view(v["display"], att.attributions, False, "absolute", v["opacity"],
                                             v["cmap"], "Attention map (where the head pooled from)", v["zoom"],
                                             width_hint=360), key="imaging.attention")
