@@ -73,7 +73,7 @@ def test_expand_inputs_folders_manifests_once(tmp_path: Path):
 
 
 def test_image_rows_equal_the_cli(tmp_path: Path, ray_local):
-    paths = _images(tmp_path / "in", 5)
+    _images(tmp_path / "in", 5)
     (tmp_path / "in" / "b.dcm").write_bytes(make_dicom(speckle_image(9)))
     (tmp_path / "in" / "broken.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00")
     res = _job("image", [tmp_path / "in", tmp_path / "gone.png"], tmp_path / "out.parquet", explain="gradcam",

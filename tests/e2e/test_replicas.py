@@ -77,9 +77,9 @@ def test_rendered_config_passes_nginx_t(tmp_path):
         render("8080", ["127.0.0.1"], tmp_path)
 
 
-def _session(browser, url: str):
+def _session(chromium, url: str):
     """A fresh browser (own cookies) on the Imaging page; its replica cookie."""
-    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    ctx = chromium.new_context(viewport={"width": 1400, "height": 1000})
     page = ctx.new_page()
     page.goto(f"{url}/imaging")
     page.get_by_text(READY).first.wait_for(timeout=60_000)
