@@ -41,6 +41,11 @@ def permutation_steps(n_feat: int, n_samples: int) -> torch.Tensor:
     return torch.stack([torch.randperm(n_feat) for _ in range(n_samples)])
 
 
+def changed_features(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """(F,) bool: the features whose value or missing flag differs from the reference's (NaN counts as changed)."""
+    return (x[0] != reference[0]).any(-1)
+
+
 def shapley_from_orders(risk: nn.Module, x: torch.Tensor, reference: torch.Tensor, orders: torch.Tensor, batch: int,
                         ) -> torch.Tensor:
     """Shapley value sampling over the given feature ``orders`` (n, F), all orders batched together.
@@ -48,19 +53,27 @@ def shapley_from_orders(risk: nn.Module, x: torch.Tensor, reference: torch.Tenso
     Captum walks one order at a time (one pass per order, at most F rows); the inputs of every step
     of every order are known before any is scored, so here they are scored ``batch`` rows at a time
     across orders, and each step's gain (its risk minus the previous step's) is credited to the
-    feature it switched on. Gains are added order by order, as Captum adds them. ``risk`` maps
-    (B, F, 2) records to (B, 1). Returns (F,) float32 attributions.
+    feature it switched on. Gains are added order by order, as Captum adds them.
+
+    A feature equal to the reference's changes nothing when it is switched on: its step repeats the
+    previous input, so its gain is exactly zero and the other features' gains are unchanged. Those
+    steps are not scored (a record typed from the pre-filled form, the reference itself, costs one
+    pass). ``risk`` maps (B, F, 2) records to (B, 1). Returns (F,) float32 attributions.
     """
     n, n_feat = orders.shape
-    rank = torch.empty_like(orders)
-    rank.scatter_(1, orders, torch.arange(n_feat).expand(n, n_feat))
-    # row (s, k): the record after step k of order s, i.e. features ranked <= k take x's values
-    on = (rank.unsqueeze(1) <= torch.arange(n_feat).view(1, n_feat, 1)).reshape(n * n_feat, n_feat, 1)
-    base = risk(reference)[:, 0]
-    scores = torch.cat([risk(torch.where(on[i:i + batch], x[0], reference[0]))[:, 0]
-                        for i in range(0, len(on), batch)]).view(n, n_feat)
-    gains = scores - torch.cat([base.expand(n, 1), scores[:, :-1]], 1)
+    changed = changed_features(x, reference)
     total = torch.zeros(n_feat)
+    base = risk(reference)[:, 0]
+    c = int(changed.sum())
+    if c == 0:
+        return total
+    orders = orders[changed[orders]].view(n, c)  # each order's changed features, in its order
+    rank = torch.zeros(n, n_feat, dtype=torch.long).scatter_(1, orders, torch.arange(c).expand(n, c))
+    # row (s, k): the record after step k of order s, i.e. the changed features ranked <= k take x's values
+    on = (changed & (rank.unsqueeze(1) <= torch.arange(c).view(1, c, 1))).reshape(n * c, n_feat, 1)
+    scores = torch.cat([risk(torch.where(on[i:i + batch], x[0], reference[0]))[:, 0]
+                        for i in range(0, len(on), batch)]).view(n, c)
+    gains = scores - torch.cat([base.expand(n, 1), scores[:, :-1]], 1)
     for s in range(n):
         step = torch.zeros(n_feat)
         step[orders[s]] = gains[s]
@@ -69,7 +82,7 @@ def shapley_from_orders(risk: nn.Module, x: torch.Tensor, reference: torch.Tenso
 
 
 @register_explainer("shapley_sampling", modalities={"tabular"}, label="Shapley value sampling", signed=True,
-                    passes="permutations x features rows, batched across permutations", params={"n_samples": 64})
+                    passes="permutations x changed features rows, batched across permutations", params={"n_samples": 64})
 def shapley_sampling(model: nn.Module, x: torch.Tensor, target: int, *, reference: torch.Tensor,
                      n_samples: int = 64, seed: int = 0, progress: ProgressFn | None = None,
                      batch: int | None = None, memory_mb: float | None = None) -> Explanation:
@@ -80,15 +93,16 @@ def shapley_sampling(model: nn.Module, x: torch.Tensor, target: int, *, referenc
     The same orders and values as Captum's ``ShapleyValueSampling`` with the same seed (tested against
     it), but Captum makes one pass per order; here every step of every order is scored in passes of
     ``batch`` rows (default: from the memory budget, at most ``SHAPLEY_CAP``), about twice as fast
-    (issue 18: this explanation was a fifth of a loaded server's time).
+    (issue 18: this explanation was a fifth of a loaded server's time). Features equal to the reference's
+    get exactly zero and are not scored (see ``shapley_from_orders``).
     """
     t0 = time.perf_counter()
     n_samples, n_feat = int(n_samples), x.shape[1]
     if n_samples < 1:
         raise InputError(f"Shapley value sampling needs at least 1 permutation, not {n_samples}.")
-    rows = n_samples * n_feat
+    rows = n_samples * int(changed_features(x, reference).sum())
     with model_lock(model):
-        batch = resolve_batch(_Risk(model), x, False, min(SHAPLEY_CAP, rows), batch, memory_mb)
+        batch = resolve_batch(_Risk(model), x, False, max(1, min(SHAPLEY_CAP, rows)), batch, memory_mb)
     fwd = CountingForward(_Risk(model), math.ceil(rows / batch) + 1, progress)
     with seeded(seed):
         orders = permutation_steps(n_feat, n_samples)
@@ -137,11 +151,16 @@ def finite(a: np.ndarray) -> bool:
 # ---- time estimates (explain.cost): the passes each method makes, with the batches it will use
 @register_plan("tabular", "shapley_sampling")
 def _plan_shapley(m: nn.Module, x: torch.Tensor, p: dict[str, Any], memory_mb: float | None) -> Estimate:
-    module, args, n_feat = _Risk(m), (x,), x.shape[1]
+    """Features equal to the reference's are not scored: with ``reference`` in the parameters the estimate
+    counts the changed ones, else all (an upper bound)."""
+    module, args = _Risk(m), (x,)
+    ref = p.get("reference")
+    n_feat = int(changed_features(x, ref).sum()) if ref is not None else x.shape[1]
     rows = int(p["n_samples"]) * n_feat
-    b = resolve_batch(module, args, False, min(SHAPLEY_CAP, rows), p.get("batch"), memory_mb)
+    b = resolve_batch(module, args, False, max(1, min(SHAPLEY_CAP, rows)), p.get("batch"), memory_mb)
     plan = chunks(rows, b, False) + [(3, 1, False)]
-    return finish(module, args, plan, None, b, f"{p['n_samples']} orders x {n_feat} features, {b} rows per batch")
+    return finish(module, args, plan, None, b, f"{p['n_samples']} orders x {n_feat} changed features, "
+                  f"{b} rows per batch")
 
 
 @register_plan("tabular", "integrated_gradients")

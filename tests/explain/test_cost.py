@@ -182,7 +182,7 @@ def ftt():
                                                 ("integrated_gradients", {"n_steps": 8, "batch": 3})])
 def test_tabular_estimate_counts_every_pass(ftt, method, params):
     m, x, ref = ftt
-    est = cost.estimate_seconds(m, "tabular", x, method, params)
+    est = cost.estimate_seconds(m, "tabular", x, method, {**params, "reference": ref})
     calls, h = _calls(m)
     explainer_for(method, "tabular")[0](m, x, 1, reference=ref, **params)
     h.remove()

@@ -80,3 +80,23 @@ def test_shapley_reports_progress_per_pass_and_refuses_no_permutations():
     assert len(seen) == 4 and seen == sorted(seen) and seen[-1] == 1.0
     with pytest.raises(InputError, match="at least 1 permutation"):
         shapley_sampling(model, x, 1, reference=ref, n_samples=0)
+
+
+def test_features_equal_to_the_reference_are_not_scored_and_get_zero(ftt):
+    """A feature the record shares with the reference changes no input when switched on: exactly zero, no
+    rows scored for it, and the other features' values are still Captum's."""
+    m, xs, ref = ftt
+    x = xs[1:2].clone()
+    same = torch.arange(x.shape[1]) % 3 == 0
+    x[0, same] = ref[0, same]
+    changed = int((x[0] != ref[0]).any(-1).sum())
+    assert 0 < changed < x.shape[1]
+    seen: list[float] = []
+    exp = shapley_sampling(m, x, 1, reference=ref, n_samples=16, seed=2, batch=7, progress=seen.append)
+    assert (exp.attributions[same.numpy()] == 0).all()
+    np.testing.assert_allclose(exp.attributions, _captum(m, x, ref, 16, 2, per_eval=x.shape[1]), rtol=0, atol=1e-6)
+    assert len(seen) == -(-16 * changed // 7) + 1  # passes over the changed features' steps, plus the reference
+    # the pre-filled form's record is the reference itself: one pass, all zero, adds up
+    seen.clear()
+    exp = shapley_sampling(m, ref.clone(), 1, reference=ref, progress=seen.append)
+    assert len(seen) == 1 and (exp.attributions == 0).all() and exp.diagnostics["sum_minus_difference"] == 0
