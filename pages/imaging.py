@@ -47,7 +47,7 @@ with st.sidebar:
         if model_name:  # forced by the user
             spec, model = get_spec(model_name), ui.cached_model(model_name)
             x = W.prepare_input(scan, spec, frame)
-            route = W.forced(model_name, W.predict(model, spec, x), scan)
+            route = W.forced(model_name, W.predict(model, spec, x, keep_grid=True), scan)
         else:  # every routed model's OOD guard decides, DICOM Modality / BodyPartExamined as hints
             route = ui.cached_route(key, frame, scan)
             spec, model = get_spec(route.model), ui.cached_model(route.model)
@@ -106,7 +106,8 @@ est = ui.estimate(model_name, spec.modality, x, method, params) if method != "gr
 est_short = "" if est is None else f"estimated {est.seconds:.1f} s"
 est_text = "" if est is None else (est_short + (f" (up to {est.seconds_max:.1f} s if the steps double)"
                                                 if est.seconds_max > est.seconds * 1.05 else "") + f": {est.note}")
-job = ui.submit_job(job_key, meta["label"], lambda progress: W.explain(model, spec, x, method, target, progress, **params),
+job = ui.submit_job(job_key, meta["label"], lambda progress: W.explain(model, spec, x, method, target, progress,
+                                                                        prediction=pred, **params),
                      wait_s=QUICK_WAIT_S.get(method, 1.0))
 polling = not job.done
 exp_done = job.future.result() if job.done and job.future.exception() is None else None

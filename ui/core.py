@@ -226,7 +226,7 @@ def cached_route(digest_key: str, frame: int, _scan):  # noqa: ANN001, ANN201 - 
     change the view (window, opacity, explainer) do not run the models again."""
     from medai_core.workspaces.imaging import route_scan
 
-    return route_scan(_scan, cached_model, frame)
+    return route_scan(_scan, cached_model, frame, keep_grid=True)
 
 
 @st.cache_resource(max_entries=16, ttl=900, show_spinner=False)

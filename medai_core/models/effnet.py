@@ -91,6 +91,8 @@ class EffNetClassifier(nn.Module):
     ``head`` (1x1 conv + BN + ReLU6, 1280 channels) is the layer Grad-CAM explains; ``pool`` the attention.
     """
 
+    grid_layer = "head"  # the layer whose output ``_grid`` returns and ``classify`` reads
+
     def __init__(self, n_classes: int, dropout: float = 0.3, drop_connect: float = 0.1) -> None:
         super().__init__()
         net = _backbone()
@@ -169,9 +171,14 @@ class EffNetClassifier(nn.Module):
     def forward_with_attention(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``forward_with_features`` and ``attention`` from one pass: (logits, pooled features, (N, h, w) weights).
         The page's prediction gives its attention map this way instead of a second forward pass (issue 18)."""
+        return self.forward_with_grid(x)[:3]
+
+    def forward_with_grid(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``forward_with_attention`` and the feature grid itself, the output of ``grid_layer`` (N, 1280, h, w):
+        Grad-CAM needs only the gradient of the head above it (``explain.image.gradcam_from_grid``)."""
         grid = self._grid(x)
         pooled, a = self.pool(grid, return_weights=True)
-        return self.fc(self.dropout(pooled)), pooled, a.view(grid.shape[0], *grid.shape[2:])
+        return self.fc(self.dropout(pooled)), pooled, a.view(grid.shape[0], *grid.shape[2:]), grid
 
     def attention(self, x: torch.Tensor) -> torch.Tensor:
         """(N, h, w) attention weights over the feature grid (each map sums to 1)."""

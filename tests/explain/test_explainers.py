@@ -302,3 +302,38 @@ def test_attribution_copies_pass_to_later_threads_never_to_two_at_once(busi):
     hold.set()
     busy.join()
     assert got["other"] is not got["busy"] and got["other"] is not model and got["busy"] is not model
+
+
+@pytest.mark.parametrize("name", ["busi_effnet", "cxr_pneumonia"])
+def test_gradcam_from_the_predictions_grid_equals_captums(name):
+    """A prediction made with ``keep_grid`` carries the head's feature grid; Grad-CAM from it runs the classifier
+    head's gradient only (no backbone pass) and gives Captum's LayerGradCam map on the full model, every class."""
+    from medai_core.explain.base import inference_copy, thread_copy
+    from medai_core.models import get_spec, load_model
+    from medai_core.workspaces.imaging import predict
+
+    model, spec = load_model(name), get_spec(name)
+    x = prepare_input(load_scan(make_png(speckle_image(6))), spec)
+    pred = predict(model, spec, x, keep_grid=True)
+    assert pred.grid is not None and pred.grid.shape[0] == 1280 and "grid" not in pred.to_json("f")
+    assert predict(model, spec, x).grid is None  # kept only when asked (batch scoring keeps none)
+    calls: list[int] = []
+    hooks = [m.stem.register_forward_hook(lambda *_: calls.append(1)) for m in (inference_copy(model), thread_copy(model))]
+    try:
+        fast = {t: explain(model, spec, x, "gradcam", t, prediction=pred) for t in spec.labels}
+    finally:
+        for h in hooks:
+            h.remove()
+    assert not calls
+    for t in spec.labels:
+        slow = explain(model, spec, x, "gradcam", t)
+        assert fast[t].target == t and fast[t].params == slow.params and fast[t].attributions.shape == spec.input_size
+        scale = float(np.abs(slow.attributions).max())
+        np.testing.assert_allclose(fast[t].attributions, slow.attributions, rtol=1e-4, atol=1e-5 * max(scale, 1e-6))
+    # another model's prediction is not used: the full pass runs
+    other = predict(load_model("busi_cnn"), get_spec("busi_cnn"), prepare_input(load_scan(make_png(speckle_image(6))),
+                                                                               get_spec("busi_cnn")), keep_grid=True)
+    assert other.grid is None
+    again = explain(model, spec, x, "gradcam", spec.labels[0], prediction=other)
+    np.testing.assert_allclose(again.attributions, fast[spec.labels[0]].attributions, rtol=1e-4,
+                               atol=1e-5 * max(float(np.abs(again.attributions).max()), 1e-6))

@@ -11,7 +11,7 @@ from torch import nn
 
 from medai_core.errors import InputError
 from medai_core.explain.base import Explanation, ProgressFn, explainer_for, inference_copy, thread_copy
-from medai_core.explain.image import attention_from_grid
+from medai_core.explain.image import attention_from_grid, gradcam_from_grid
 from medai_core.io.scan import Scan, render, to_gray
 from medai_core.models.spec import ModelSpec
 from medai_core.models.preprocess import to_model_input
@@ -34,6 +34,8 @@ class ImagePrediction:
     positive_group: tuple[str, ...] = ()  # the classes the threshold applies to, summed (pneumonia: bacterial + viral)
     # the attention head's (h, w) pooling weights from the same forward pass (attention-pooling models only)
     attention: np.ndarray | None = field(default=None, repr=False, compare=False)
+    # the model's feature grid (C, h, w) from the same pass, kept only when asked (``keep_grid``): Grad-CAM from it
+    grid: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def positive_probability(self) -> float:
@@ -102,19 +104,21 @@ def decide(probs: np.ndarray, labels: tuple[str, ...], positive: str | Sequence[
     return labels[int(decide_indices(np.asarray(probs)[None], idx, threshold)[0])]
 
 
-def predict(model: nn.Module, spec: ModelSpec, x: torch.Tensor) -> ImagePrediction:
-    """Calibrated prediction with the OOD score, for a (1, C, H, W) input."""
-    return predict_batch(model, spec, x)[0]
+def predict(model: nn.Module, spec: ModelSpec, x: torch.Tensor, *, keep_grid: bool = False) -> ImagePrediction:
+    """Calibrated prediction with the OOD score, for a (1, C, H, W) input. ``keep_grid``: keep the feature grid
+    (about 0.3 MB) on the prediction, so ``explain(..., "gradcam", prediction=...)`` needs no second pass."""
+    return predict_batch(model, spec, x, keep_grid=keep_grid)[0]
 
 
-def predict_batch(model: nn.Module, spec: ModelSpec, x: torch.Tensor) -> list[ImagePrediction]:
+def predict_batch(model: nn.Module, spec: ModelSpec, x: torch.Tensor, *, keep_grid: bool = False) -> list[ImagePrediction]:
     """``predict`` of each scan of an (N, C, H, W) batch, in one forward pass (``seconds``: the batch's share)."""
     t0 = time.perf_counter()
-    net, grids = inference_copy(model), None  # BatchNorm folded: 36 -> 22 ms per EfficientNet pass (issue 18)
+    net, grids, maps = inference_copy(model), None, None  # BatchNorm folded: 36 -> 22 ms per EfficientNet pass (issue 18)
     with torch.inference_mode():
-        if callable(getattr(net, "forward_with_attention", None)):
-            logits, feats, att = net.forward_with_attention(x)
+        if callable(getattr(net, "forward_with_grid", None)):
+            logits, feats, att, grid = net.forward_with_grid(x)
             grids = att.numpy().copy()
+            maps = grid.contiguous().numpy().copy() if keep_grid else None
         else:
             logits, feats = net.forward_with_features(x)
         probs = torch.softmax(logits / model.temperature, 1).numpy().astype(np.float64)
@@ -127,7 +131,8 @@ def predict_batch(model: nn.Module, spec: ModelSpec, x: torch.Tensor) -> list[Im
         probabilities={lab: float(q) for lab, q in zip(spec.labels, p)},
         label=decide(p, spec.labels, group, thr), positive_label=spec.positive_label,
         threshold=thr, ood=bool(score > ood_thr), ood_score=float(score), ood_threshold=ood_thr,
-        seconds=seconds, positive_group=group, attention=None if grids is None else grids[i])
+        seconds=seconds, positive_group=group, attention=None if grids is None else grids[i],
+        grid=None if maps is None else maps[i])
         for i, (p, score) in enumerate(zip(probs, scores))]
 
 
@@ -140,7 +145,8 @@ def attention_map(pred: ImagePrediction, x: torch.Tensor) -> Explanation | None:
 
 
 def explain(model: nn.Module, spec: ModelSpec, x: torch.Tensor, method: str, target: str,
-            progress: ProgressFn | None = None, *, copy_model: bool = True, **params: object) -> Explanation:
+            progress: ProgressFn | None = None, *, copy_model: bool = True, prediction: ImagePrediction | None = None,
+            **params: object) -> Explanation:
     """Run the registered explainer ``method`` for class ``target`` (a label of the spec).
 
     Runs on this thread's private copy of ``model`` (see ``thread_copy``), so concurrent
@@ -148,7 +154,9 @@ def explain(model: nn.Module, spec: ModelSpec, x: torch.Tensor, method: str, tar
     ``model`` itself: for callers that already hold a private copy (the trust checks' randomised copies).
     Explainers registered with ``hooks=False`` (the attention map: one forward pass without gradients) run on
     the process's one ``inference_copy`` of it: a copy per page-run thread was 5% of a loaded server's time
-    (issue 18).
+    (issue 18). ``prediction``: this model's prediction on this ``x`` made with ``keep_grid``; Grad-CAM on the
+    layer whose output it kept is then computed from it (the head's gradient only, a few ms instead of a forward
+    and backward pass of the whole network).
     """
     fn, meta = explainer_for(method, spec.modality)
     if target not in spec.labels:
@@ -157,6 +165,13 @@ def explain(model: nn.Module, spec: ModelSpec, x: torch.Tensor, method: str, tar
         if not spec.gradcam_layer and "layer" not in params:
             raise InputError(spec.extra.get("gradcam_unavailable") or "This model names no layer for Grad-CAM.")
         params.setdefault("layer", spec.gradcam_layer)
+    if (method == "gradcam" and prediction is not None and prediction.grid is not None and prediction.model == spec.name
+            and params["layer"] == getattr(model, "grid_layer", None)):
+        exp = gradcam_from_grid(inference_copy(model), prediction.grid, spec.labels.index(target), tuple(x.shape[-2:]),
+                                str(params["layer"]), target)
+        if progress is not None:
+            progress(1.0)
+        return exp
     net = model if not copy_model else thread_copy(model) if meta["hooks"] else inference_copy(model)
     exp = fn(net, x, spec.labels.index(target), progress=progress, **params)
     return Explanation(exp.method, target, exp.attributions, exp.diagnostics, exp.params, exp.seconds)

@@ -160,12 +160,13 @@ def forced(name: str, prediction: ImagePrediction, scan: Scan | None = None) -> 
 
 
 def route_scan(scan: Scan, model_for: Callable[[str], object], frame: int = 0,
-               names: Sequence[str] | None = None) -> Route:
-    """``choose`` with each model's own input and calibrated prediction; ``model_for(name)`` loads a model."""
+               names: Sequence[str] | None = None, *, keep_grid: bool = False) -> Route:
+    """``choose`` with each model's own input and calibrated prediction; ``model_for(name)`` loads a model.
+    ``keep_grid``: the predictions keep their feature grids (for Grad-CAM without a second pass)."""
     from medai_core.workspaces.imaging.pipeline import predict, prepare_input
 
     def predict_with(name: str) -> ImagePrediction:
         spec = get_spec(name)
-        return predict(model_for(name), spec, prepare_input(scan, spec, frame))
+        return predict(model_for(name), spec, prepare_input(scan, spec, frame), keep_grid=keep_grid)
 
     return choose(scan, predict_with, names)
