@@ -48,7 +48,7 @@ def model_work(repeats: int) -> dict[str, float]:
     from medai_core.models import get_spec, load_model
     from medai_core.workspaces import records as R
     from medai_core.workspaces import vitals as V
-    from medai_core.workspaces.imaging import explain, prepare_input, route_scan
+    from medai_core.workspaces.imaging import attention_map, explain, prepare_input, route_scan
 
     models: dict = {}
 
@@ -59,12 +59,12 @@ def model_work(repeats: int) -> dict[str, float]:
 
     def scan(seed: int) -> None:
         s = load_scan(scan_png(seed))
-        route = route_scan(s, model_for, 0)
+        route = route_scan(s, model_for, 0, keep_grid=True)  # as the page: Grad-CAM and attention from its pass
         spec, model = get_spec(route.model), model_for(route.model)
         x = prepare_input(s, spec)
-        explain(model, spec, x, "gradcam", route.prediction.label)
+        explain(model, spec, x, "gradcam", route.prediction.label, prediction=route.prediction)
         if spec.extra.get("attention"):  # shown beside Grad-CAM
-            explain(model, spec, x, "attention", spec.labels[0])
+            attention_map(route.prediction, x)
 
     rspec, rmodel = get_spec("support_ftt"), model_for("support_ftt")
 
