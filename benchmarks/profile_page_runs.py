@@ -11,7 +11,7 @@
 
 Only samples where the server was busy count (py-spy leaves idle threads out). Run::
 
-    python benchmarks/profile_page_runs.py [--sessions 10] [--rounds 2] [--out profile.txt]
+    python benchmarks/profile_page_runs.py [--sessions 10] [--rounds 2] [--warm 20] [--out profile.txt]
 
 It prints the breakdown (share of busy samples) and the heaviest leaf functions; ``--out`` keeps py-spy's raw
 collapsed stacks (for ``flamegraph.pl`` or speedscope). py-spy must be installed (``pip install py-spy``; it reads
@@ -96,6 +96,8 @@ def main() -> None:
     ap.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
     ap.add_argument("--out", help="keep py-spy's raw collapsed stacks here")
     ap.add_argument("--raw", help="no run: print the breakdown of stacks recorded before (py-spy's raw format)")
+    ap.add_argument("--warm", type=float, default=0.0, metavar="SECONDS",
+                    help="open the home page this long before the load and the profile start (as load_protocol.py)")
     args = ap.parse_args()
     if args.raw:
         print_breakdown(Path(args.raw).read_text(), f"# server profile from {args.raw}")
@@ -108,6 +110,11 @@ def main() -> None:
     server = start_server(log=log)
     try:
         wait_healthy(server.url, timeout_s=60.0, proc=server.proc)
+        from load_test import warm_inputs, warm_up
+
+        warm_inputs()
+        if args.warm > 0:
+            warm_up(server.url, args.warm)
         rec = subprocess.Popen([spy, "record", "--pid", str(server.proc.pid), "--rate", str(args.rate), "--format", "raw",
                                 "--nonblocking", "-o", str(raw_path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         time.sleep(1.0)
@@ -128,7 +135,8 @@ def main() -> None:
         sys.exit(f"py-spy recorded nothing: {err[-500:]}")
     n = sum(len(out[k]) for k in ("scan", "records", "forecast"))
     print_breakdown(raw, f"# server profile: {args.sessions} sessions x {args.rounds} rounds, {n} results, "
-                         f"{len(out['errors'])} errors, wall {wall:.0f} s, at {args.rate} samples/s")
+                         f"{len(out['errors'])} errors, wall {wall:.0f} s, at {args.rate} samples/s"
+                         + (f", warm ({args.warm:.0f} s after the home page)" if args.warm > 0 else ", cold"))
     for e in out["errors"][:5]:
         print("error:", e)
 
