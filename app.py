@@ -15,5 +15,6 @@ pages = [
 ]
 if ui.is_admin():  # admins listed in the secrets only (the page checks again)
     pages.append(st.Page("pages/audit.py", title="Audit", icon=":material/history:", url_path="audit"))
-with ui.model_work():  # torch's threads for this page run: all cores alone, one when others run too
+# a few page runs at a time, the rest in arrival order; torch's threads: all cores alone, one when others run too
+with ui.page_run(), ui.model_work():
     st.navigation(pages).run()

@@ -66,6 +66,58 @@ def model_work() -> Any:
             torch.set_num_threads(_WORK["full"])
 
 
+_RUNS_LOCK = threading.Lock()
+_RUNS: dict[str, Any] = {"slots": None, "n": 0}
+
+
+def page_run_slots() -> int:
+    """How many page runs may execute at once: ``MEDAI_PAGE_RUNS`` (0: no limit), else the machine's cores + 1."""
+    raw = os.environ.get("MEDAI_PAGE_RUNS", "").strip()
+    return max(0, int(raw)) if raw.isdigit() else (os.cpu_count() or 2) + 1
+
+
+@contextlib.contextmanager
+def page_run() -> Any:
+    """Around a page run: at most ``page_run_slots()`` run at once; the others wait their turn, in order of arrival.
+
+    Ten sessions' runs all at once shared two cores and one interpreter lock: each took ten times as long, every
+    result came late, and switching between them cost throughput. Admitted a few at a time, each runs at nearly
+    its single-user speed and the queue drains in arrival order (issue 18). Fragment reruns (a slider moving the
+    viewer) and background jobs do not pass here, so they are never queued behind whole page runs."""
+    with _RUNS_LOCK:
+        n = page_run_slots()
+        if _RUNS["slots"] is None or _RUNS["n"] != n:
+            _RUNS["slots"], _RUNS["n"] = (threading.Semaphore(n) if n else None), n
+        slots = _RUNS["slots"]
+    if slots is None:
+        yield
+        return
+    got = False
+    while not (got := slots.acquire(timeout=0.05)):
+        if _superseded():  # a newer run of this session replaces this one: leave the queue, stop at once
+            break
+    try:
+        yield
+    finally:
+        if got:
+            slots.release()
+
+
+def _superseded() -> bool:
+    """Streamlit has asked this page run to stop or rerun (the user changed a widget or uploaded a file while the
+    run waited for a slot). Reads Streamlit's request state without consuming it: the run's next element raises
+    as usual. Streamlit's runner gives no public way to ask; with an unknown version it answers False (the run then
+    waits its turn, then stops)."""
+    try:
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+        from streamlit.runtime.scriptrunner_utils.script_requests import ScriptRequestType
+
+        requests = getattr(get_script_run_ctx(), "script_requests", None)
+        return requests is not None and getattr(requests, "_state", ScriptRequestType.CONTINUE) != ScriptRequestType.CONTINUE
+    except Exception:  # noqa: BLE001 - a Streamlit without these internals
+        return False
+
+
 @st.cache_resource
 def _executor() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=2, thread_name_prefix="medai-explain")
@@ -257,8 +309,12 @@ def prewarm() -> threading.Thread:
         time.sleep(2.0)  # let the server deliver the first page before the imports take the GIL
         workspaces = [f"medai_core.workspaces.{m.name}" for m in pkgutil.iter_modules(medai_core.workspaces.__path__)]
         for mod in ("medai_core.models.busi_cnn", "medai_core.models.effnet", "medai_core.models.support_ftt", "medai_core.models.notes_tfm",
-                    "medai_core.models.forecaster", *workspaces, "plotly.graph_objects"):
+                    "medai_core.models.forecaster", *workspaces, "plotly.graph_objects", "plotly.colors",
+                    # first used inside a page run: the audit trail (sqlalchemy), DICOM sniffing, the styled tables
+                    "medai_core.audit", "pydicom", "pandas.io.formats.style", "narwhals.stable.v1"):
             importlib.import_module(mod)
+        import torch
+
         from medai_core.explain.base import inference_copy, thread_copy
         from medai_core.workspaces.imaging import routed_models
 
@@ -272,6 +328,13 @@ def prewarm() -> threading.Thread:
             with contextlib.suppress(MedAIError):
                 inference_copy(cached_model(name))  # the one the predictions and attention maps run on
                 wait([_executor().submit(thread_copy, cached_model(name)) for _ in range(2)])
+                spec = get_spec(name)  # the sanity check's time estimate under every scan's Grad-CAM (timed passes)
+                estimate(name, spec.modality, torch.zeros(1, spec.in_channels or 1, *spec.input_size), "gradcam", {})
+        from ui.panels import warm_reliability
+
+        for name in [*images, *(n for m in ("tabular", "series") for n in MODELS.names(modality=m)[:1])]:
+            with contextlib.suppress(MedAIError):  # held-out views and figures the pages show first
+                warm_reliability(name)
 
     t = threading.Thread(target=work, name="medai-prewarm", daemon=True)
     t.start()

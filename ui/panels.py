@@ -41,6 +41,17 @@ def reliability_panel(name: str, current: float | None, *, key: str, view: str |
     _reliability_fragment(name, current, key, view, caption)
 
 
+def warm_reliability(name: str) -> None:
+    """Build what ``reliability_panel`` keeps per process for ``name`` at its default view and threshold (the server's
+    warm-up calls this: the first scans after a restart each built them while holding the others up; issue 18)."""
+    held = cached_heldout(name)
+    view = sorted(held.alarms, key=lambda a: -int(a.outcomes.sum()))[0].key if held.kind == "forecaster" else None
+    v = _held_view(name, view, False)[0]
+    _threshold_figure(name, view, False, float(round(v.default_threshold, 3 if v.default_threshold < 0.1 else 2)))
+    if held.kind == "forecaster" and held.coverage:
+        _coverage_figure(name)
+
+
 @st.cache_resource(show_spinner=False, max_entries=64)
 def _held_view(name: str, view: str | None, new_only: bool):  # noqa: ANN202
     """A model's held-out reliability view, curve and threshold sweep (``trust.heldout`` / ``trust.calibration``),
