@@ -74,7 +74,7 @@ def _image_predict(args: argparse.Namespace) -> int:
     used: set[str] = set()
     for path in _iter_files(args.paths):
         try:
-            line, case = image_line(path, args.model, model_for, args.frame)
+            line, case = image_line(path, args.model, model_for, args.frame, keep_grid=bool(args.explain))
             if args.explain:
                 exp, _, png = image_map(case, args.explain, args.target)
                 meta = EXPLAINERS.entry(args.explain).meta

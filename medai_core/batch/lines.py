@@ -38,10 +38,11 @@ def require_file(path: Path) -> None:
         raise MedAIError("No such file.")
 
 
-def image_line(path: Path, model_name: str | None, model_for: Callable[[str], Any], frame: int = 0
-               ) -> tuple[dict[str, object], ImageCase]:
+def image_line(path: Path, model_name: str | None, model_for: Callable[[str], Any], frame: int = 0, *,
+               keep_grid: bool = False) -> tuple[dict[str, object], ImageCase]:
     """``image predict``'s line for one scan: forced through ``model_name``, or routed by content when None
-    (then the line has ``route``)."""
+    (then the line has ``route``). ``keep_grid``: a map follows (``image_map``), so the prediction keeps its
+    feature grid and Grad-CAM needs no second pass."""
     from medai_core.models import get_spec
     from medai_core.workspaces.imaging import forced, load_scan, predict, prepare_input, route_scan
 
@@ -51,12 +52,12 @@ def image_line(path: Path, model_name: str | None, model_for: Callable[[str], An
     if model_name:
         name = model_name
     else:  # chosen by content: every routed model's OOD guard, DICOM Modality/BodyPartExamined as hints
-        route = route_scan(scan, model_for, frame)
+        route = route_scan(scan, model_for, frame, keep_grid=keep_grid)
         name = route.model
     spec, model = get_spec(name), model_for(name)
     x = prepare_input(scan, spec, frame)
     if model_name:  # the header rule still flags, e.g., a CT forced through the chest model
-        pred = forced(name, predict(model, spec, x), scan).prediction
+        pred = forced(name, predict(model, spec, x, keep_grid=keep_grid), scan).prediction
     else:
         pred = route.prediction
     line = pred.to_json(str(path))
@@ -105,7 +106,7 @@ def image_map(case: ImageCase, method: str, target: str | None = None) -> tuple[
     overlay of that map on the displayed scan (uint8 RGB)."""
     from medai_core.workspaces.imaging import EXPLAINERS, explain, normalise_map, overlay, render
 
-    exp = explain(case.model, case.spec, case.x, method, target or case.pred.label)
+    exp = explain(case.model, case.spec, case.x, method, target or case.pred.label, prediction=case.pred)
     heat = normalise_map(exp.attributions, signed=EXPLAINERS.entry(method).meta["signed"])
     return exp, heat, overlay(render(case.scan, case.frame), heat)
 

@@ -129,7 +129,7 @@ class BatchScorer:
         return row
 
     def _image(self, p: Path) -> list[dict[str, Any]]:
-        line, case = L.image_line(p, self.name, self.model_for, self.frame)
+        line, case = L.image_line(p, self.name, self.model_for, self.frame, keep_grid=bool(self.explain))
         if self.explain:
             from PIL import Image
 
