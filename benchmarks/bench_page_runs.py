@@ -104,7 +104,7 @@ async def page_work(url: str, repeats: int, timeout: float, settle: float = 1.0,
 
     async def result(kind: str, page: str, label: str, name: str, data: bytes, mime: str, done: str,
                      choose: tuple[str, str] | None = None) -> None:
-        out[kind].append(await s.timed_result(page, choose, label, name, data, mime, done, timeout))
+        out[kind].append((await s.timed_result(page, choose, label, name, data, mime, done, timeout))[0])
         print(f"{kind}: {out[kind][-1]:.2f} s", file=sys.stderr, flush=True)
 
     try:

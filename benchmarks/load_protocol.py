@@ -13,7 +13,7 @@ cache) and waits for the prediction and the Grad-CAM caption, then scores a 20-r
 or forecasts an ICU stay (odd sessions). Errors = a wait that timed out, an error box, an exception element
 or a traceback in the server log (kept in memory and printed in part).
 
-Run: ``python benchmarks/load_protocol.py [--sessions 10] [--rounds 3] [--replicas N]``; with ``--replicas`` the
+Run: ``python benchmarks/load_protocol.py [--sessions 10] [--rounds 3] [--replicas N] [--explanations]``; with ``--replicas`` the
 load goes through nginx to N replicas (``deploy/``), each session keeping nginx's sticky cookie. Bounded by ``--sessions``,
 ``--rounds`` and ``--deadline``; the server binds 127.0.0.1 only. Not a test.
 """
@@ -206,10 +206,11 @@ class ProtocolSession:
         await self.wait_for(re.escape(ready), timeout, widget=True)
 
     async def timed_result(self, page: str, choose: tuple[str, str] | None, label: str, name: str, data: bytes,
-                           mime: str, done: str, timeout: float) -> float:
+                           mime: str, done: str, timeout: float, then: str = "") -> tuple[float, float | None]:
         """Open ``page`` (choosing ``choose`` = (radio label, option) first), upload ``data`` to the uploader
         ``label`` and wait for a text matching ``done``; returns upload start -> that text, in seconds, after
-        letting the run that drew it finish (an error after it counts too)."""
+        letting the run that drew it finish (an error after it counts too), and with ``then`` upload start ->
+        a text matching ``then`` as well (waited for after ``done``; None without ``then``)."""
         await self.open_page(page, choose[0] if choose else label, timeout)
         if choose:
             self.set_state(choose[0], string_value=choose[1])
@@ -220,12 +221,16 @@ class ProtocolSession:
         await self.upload(label, name, data, mime)
         await self.wait_for(done, timeout)
         seconds = time.perf_counter() - t0
+        later = None
+        if then:
+            await self.wait_for(then, timeout)
+            later = time.perf_counter() - t0
         runs = self.finished
         for _ in range(100):
             if self.finished > runs or self.view.errors:
                 break
             await asyncio.sleep(0.05)
-        return seconds
+        return seconds, later
 
     async def upload(self, label: str, name: str, data: bytes, mime: str) -> None:
         from streamlit.proto.Common_pb2 import FileURLsRequest, FileUploaderState, UploadedFileInfo
@@ -252,7 +257,7 @@ class ProtocolSession:
         await self.rerun()
 
 
-async def one_session(base: str, k: int, rounds: int, out: dict, timeout: float) -> None:
+async def one_session(base: str, k: int, rounds: int, out: dict, timeout: float, explanations: bool = False) -> None:
     s = ProtocolSession(base)
     try:
         await s.connect()
@@ -261,9 +266,12 @@ async def one_session(base: str, k: int, rounds: int, out: dict, timeout: float)
         return
 
     async def step(kind: str, page: str, choose: tuple[str, str] | None, label: str, name: str,
-                   data: bytes, mime: str, done: str, r: int) -> None:
+                   data: bytes, mime: str, done: str, r: int, then: str = "") -> None:
         try:
-            out[kind].append(await s.timed_result(page, choose, label, name, data, mime, done, timeout))
+            seconds, later = await s.timed_result(page, choose, label, name, data, mime, done, timeout, then)
+            out[kind].append(seconds)
+            if later is not None:
+                out["explanation"].append(later)
             if s.view.errors:
                 raise RuntimeError(s.view.errors[0])
         except Exception as exc:  # noqa: BLE001 - every failure is an error of the run
@@ -277,7 +285,8 @@ async def one_session(base: str, k: int, rounds: int, out: dict, timeout: float)
                        "image/png", r"Grad-CAM in \d+ ms", r)
             if k % 2 == 0:
                 await step("records", "records", ("Records from", "Upload a CSV"), "Records CSV (one row per patient)",
-                           f"batch{seed}.csv", records_csv(seed), "text/csv", r"Risk for 20 patients", r)
+                           f"batch{seed}.csv", records_csv(seed), "text/csv", r"Risk for 20 patients", r,
+                           r"Shapley value sampling in \d+ ms" if explanations else "")
             else:
                 await step("forecast", "vitals", None, "Series CSV, PhysioNet .txt or .psv", f"stay{seed}.csv",
                            stay_csv(seed), "text/csv", r"Red raised the forecast", r)
@@ -289,8 +298,9 @@ def main() -> None:
     args = cli("Load test speaking Streamlit's protocol, no browsers.")
 
     async def sessions(url: str) -> dict:
-        out: dict = {"scan": [], "records": [], "forecast": [], "errors": []}
-        await asyncio.gather(*(one_session(url, k, args.rounds, out, args.timeout) for k in range(args.sessions)))
+        out: dict = {"scan": [], "records": [], "forecast": [], "errors": [], **({"explanation": []} if args.explanations else {})}
+        await asyncio.gather(*(one_session(url, k, args.rounds, out, args.timeout, args.explanations)
+                               for k in range(args.sessions)))
         return out
 
     drive(args, sessions, "protocol load test")
