@@ -168,12 +168,14 @@ def cli(description: str) -> argparse.Namespace:
     return ap.parse_args()
 
 
-def warm_up(url: str, seconds: float) -> None:
-    """One visit to the home page through the browser's URL, then ``seconds`` of quiet (see ``--warm``)."""
+def warm_up(urls: list[str], seconds: float) -> None:
+    """One visit to the home page of each server (each replica directly, not through nginx, so every replica
+    starts its warm-up), then ``seconds`` of quiet (see ``--warm``)."""
     import urllib.request
 
-    urllib.request.urlopen(f"{url}/", timeout=30).read()
-    asyncio.run(_visit_home(url))
+    for url in urls:
+        urllib.request.urlopen(f"{url}/", timeout=30).read()
+        asyncio.run(_visit_home(url))
     time.sleep(seconds)
 
 
@@ -200,10 +202,11 @@ def _rss_mb(proc) -> float:  # noqa: ANN001 - a Popen
 
 
 @contextlib.contextmanager
-def _target(args: argparse.Namespace, log) -> Iterator[tuple[str, list]]:  # noqa: ANN001 - a text file
-    """The URL to load and the server processes: ``--url``, one server, or ``--replicas N`` behind nginx."""
+def _target(args: argparse.Namespace, log) -> Iterator[tuple[str, list, list[str]]]:  # noqa: ANN001 - a text file
+    """The URL to load, the server processes and each server's own URL: ``--url``, one server, or ``--replicas N``
+    behind nginx."""
     if args.url:
-        yield args.url.rstrip("/"), []
+        yield args.url.rstrip("/"), [], [args.url.rstrip("/")]
     elif args.replicas:
         from tests.support.nginx import running_nginx
         from tests.support.server import running_servers
@@ -212,7 +215,7 @@ def _target(args: argparse.Namespace, log) -> Iterator[tuple[str, list]]:  # noq
                 running_servers(args.replicas, logs=[Path(tmp) / f"r{k}.log" for k in range(args.replicas)]) as servers, \
                 running_nginx([s.url.removeprefix("http://") for s in servers], Path(tmp) / "nginx") as ngx:
             try:
-                yield ngx.url, [s.proc for s in servers]
+                yield ngx.url, [s.proc for s in servers], [s.url for s in servers]
             finally:
                 for k in range(args.replicas):
                     log.write((Path(tmp) / f"r{k}.log").read_text())
@@ -223,7 +226,7 @@ def _target(args: argparse.Namespace, log) -> Iterator[tuple[str, list]]:  # noq
                 wait_healthy(server.url, timeout_s=30.0, proc=server.proc)
             except ServerError as exc:  # run anyway: the sessions' errors and the log's tracebacks make the report
                 print(f"warning: {exc}", file=sys.stderr)
-            yield server.url, [server.proc]
+            yield server.url, [server.proc], [server.url]
         finally:
             stop(server)
 
@@ -234,9 +237,9 @@ def drive(args: argparse.Namespace, sessions, title: str) -> None:  # noqa: ANN0
     server's resident memory at the end of the load."""
     log = tempfile.TemporaryFile(mode="w+")
     warm_inputs()
-    with _target(args, log) as (url, procs):
+    with _target(args, log) as (url, procs, direct):
         if args.warm > 0:
-            warm_up(url, args.warm)
+            warm_up(direct, args.warm)
         t0 = time.perf_counter()
         out = asyncio.run(asyncio.wait_for(sessions(url), args.deadline))
         wall = time.perf_counter() - t0

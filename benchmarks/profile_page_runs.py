@@ -114,7 +114,7 @@ def main() -> None:
 
         warm_inputs()
         if args.warm > 0:
-            warm_up(server.url, args.warm)
+            warm_up([server.url], args.warm)
         rec = subprocess.Popen([spy, "record", "--pid", str(server.proc.pid), "--rate", str(args.rate), "--format", "raw",
                                 "--nonblocking", "-o", str(raw_path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         time.sleep(1.0)
