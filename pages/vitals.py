@@ -164,7 +164,7 @@ st.caption(f"{spec.name}, forecast in {fc_ms:.0f} ms: median (line) and 10-90% i
 with st.expander("How sure is the model? Interval honesty and alarm reliability on the held-out split", expanded=True):
     held = ui.cached_heldout(name)
     alarm_key = st.selectbox("Alarm (most frequent on the held-out split first)",
-                             [a.key for a in sorted(held.alarms, key=lambda a: -int(a.outcomes.sum()))],
+                             ui.alarms_by_frequency(held),
                              key=f"vitals.alarm.{name}", format_func=lambda k: held.alarm(k).title)
     ui.reliability_panel(name, W.alarm_score(held.alarm(alarm_key), fc if horizon == hmax else W.forecast(model, spec, series)), key="vitals.rel", view=alarm_key,
                          caption=held.alarm(alarm_key).description)

@@ -45,11 +45,21 @@ def warm_reliability(name: str) -> None:
     """Build what ``reliability_panel`` keeps per process for ``name`` at its default view and threshold (the server's
     warm-up calls this: the first scans after a restart each built them while holding the others up; issue 18)."""
     held = cached_heldout(name)
-    view = sorted(held.alarms, key=lambda a: -int(a.outcomes.sum()))[0].key if held.kind == "forecaster" else None
-    v = _held_view(name, view, False)[0]
-    _threshold_figure(name, view, False, float(round(v.default_threshold, 3 if v.default_threshold < 0.1 else 2)))
+    view = alarms_by_frequency(held)[0] if held.kind == "forecaster" else None
+    _threshold_figure(name, view, False, _default_threshold(_held_view(name, view, False)[0])[0])
     if held.kind == "forecaster" and held.coverage:
         _coverage_figure(name)
+
+
+def alarms_by_frequency(held: Any) -> list[str]:  # noqa: ANN401 - a HeldOut
+    """A forecaster's alarm keys, the most frequent on its held-out split first (the page's default is the first)."""
+    return [a.key for a in sorted(held.alarms, key=lambda a: -int(a.outcomes.sum()))]
+
+
+def _default_threshold(v: Any) -> tuple[float, int]:  # noqa: ANN401 - a reliability view
+    """The threshold slider's default and its decimals: a rare-event alarm (sepsis: about 0.02) needs 0.001 steps."""
+    digits = 3 if v.default_threshold < 0.1 else 2
+    return float(round(v.default_threshold, digits)), digits
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
@@ -75,9 +85,9 @@ def _reliability_fragment(name: str, current: float | None, key: str, view: str 
             f"New crossings only (leave out the {n_start} held-out windows already past the limit when the forecast "
             "starts)", key=f"{key}.{view}.new")
     v = _held_view(name, view, new_only)[0]
-    fine = v.default_threshold < 0.1  # a rare-event alarm (sepsis: about 0.02) needs a finer step than 0.01
-    digits = 3 if fine else 2
-    thr = st.slider("Operating threshold", 0.0, 1.0, float(round(v.default_threshold, digits)), 10.0 ** -digits,
+    default, digits = _default_threshold(v)
+    fine = digits == 3
+    thr = st.slider("Operating threshold", 0.0, 1.0, default, 10.0 ** -digits,
                     key=f"{key}.{name}.{view}.thr", format=f"%.{digits}f",
                     help=f"Default {v.default_threshold:.{digits}f}: {v.threshold_source}. "
                          "Moving it changes only the rates below, not the model's decision.")

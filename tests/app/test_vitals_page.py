@@ -153,3 +153,22 @@ def test_sanity_check_of_the_sepsis_map():
     assert not at.exception
     assert any(v in " ".join(boxes) for v in ("passes", "weak", "fails"))
     assert "sepsis.sanity.maps" in {c.key for c in at.get("plotly_chart")}
+
+
+def test_warm_up_builds_the_reliability_figures_the_page_asks_for_first(monkeypatch):
+    """``ui.warm_reliability`` (the server's warm-up) builds the threshold figure under the same arguments as the
+    page's first panel: the default alarm and the default threshold, so the first users find it built."""
+    import ui.panels as panels
+
+    calls: list[tuple] = []
+    real = panels._threshold_figure
+    monkeypatch.setattr(panels, "_threshold_figure", lambda *a: calls.append(a) or real(*a))
+    at = _vitals()
+    data = synthetic_icu_case("deteriorating").to_csv(index=False).encode()
+    at.file_uploader(key="vitals.upload").upload("stay.csv", data, "text/csv")
+    at.run()
+    assert not at.exception and calls
+    name = calls[0][0]
+    page_first, calls[:] = calls[0], []
+    panels.warm_reliability(name)
+    assert calls == [page_first]
