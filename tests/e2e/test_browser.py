@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.support.browser import upload
 from tests.support.server import ServerError, running_server
 
 CHROMIUM = os.environ.get("MEDAI_CHROMIUM", "/usr/bin/chromium")
@@ -16,13 +16,49 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def server():
+def server(tmp_path_factory):
+    """One server for the module. Its output goes to a file, never to an undrained pipe: once a pipe's 64 KiB
+    buffer filled, the server's next log write blocked (a CI run saw a download that never came)."""
+    log_path = tmp_path_factory.mktemp("server") / "streamlit.log"
     with contextlib.ExitStack() as stack:
+        log = stack.enter_context(open(log_path, "w"))
         try:
-            srv = stack.enter_context(running_server(env={"PYTHONUNBUFFERED": "1"}, log=subprocess.PIPE))
+            srv = stack.enter_context(running_server(env={"PYTHONUNBUFFERED": "1"}, log=log))
         except ServerError as exc:
-            pytest.fail(f"streamlit did not start: {exc}")
-        yield srv.url, srv.proc
+            pytest.fail(f"streamlit did not start: {exc}\n{_tail(log_path)}")
+        yield srv.url, log_path
+
+
+@pytest.fixture(autouse=True)
+def _server_log_on_failure(request):
+    """Print what the server logged during the test; pytest shows captured output only when a test fails."""
+    if "server" not in request.fixturenames:
+        yield
+        return
+    log_path = request.getfixturevalue("server")[1]
+    start = log_path.stat().st_size if log_path.exists() else 0
+    yield
+    with open(log_path, "rb") as f:
+        f.seek(start)
+        print("--- server log during this test (its end) ---\n" + f.read()[-4000:].decode(errors="replace"))
+    # a test closes its page when it passes: one still open failed, so print what it showed, then close it
+    for context in request.getfixturevalue("browser").contexts:
+        for page in context.pages:
+            try:
+                text = page.locator("body").inner_text(timeout=5_000)
+                shot = log_path.parent / f"{request.node.name}.png"
+                page.screenshot(path=str(shot), full_page=True, timeout=10_000)
+                text = f"(screenshot: {shot})\n{text}"
+            except Exception as exc:  # noqa: BLE001 - a diagnostic, never the failure itself
+                text = f"(not readable: {type(exc).__name__})"
+            print(f"--- page left open: {page.url} ---\n{text[:3000]}")
+            page.close()
+
+
+def _tail(path: Path, size: int = 4000) -> str:
+    """The end of the server's log, for a failure message."""
+    text = path.read_text(errors="replace") if path.exists() else ""
+    return text[-size:]
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +117,6 @@ def test_imaging_sanity_check_and_report_download(server, browser):
     import io
 
     import pydicom
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from pypdf import PdfReader
 
     from medai_core.workspaces.imaging.samples import sample_path
@@ -114,15 +149,9 @@ def test_imaging_sanity_check_and_report_download(server, browser):
     page.get_by_text("I have checked the image").click()
     button = page.get_by_role("button", name="De-identified DICOM")
     button.wait_for(timeout=60_000)  # offered by the rerun the tick starts
-    for attempt in range(3):  # under CI load a click while that rerun is still drawing can be lost: click again
-        page.wait_for_timeout(1500)
-        try:
-            with page.expect_download(timeout=20_000) as dl:
-                button.click()
-            break
-        except PlaywrightTimeout:
-            if attempt == 2:
-                raise
+    # one click, no retry: a lost reply (ui/fixes.py) left this button spinning in 1 of 4 clicks
+    with page.expect_download(timeout=60_000) as dl:
+        button.click()
     ds = pydicom.dcmread(io.BytesIO(Path(dl.value.path()).read_bytes()))
     assert ds.PatientIdentityRemoved == "YES" and "CompressedSamples" not in str(ds.get("PatientName", ""))
     page.close()
@@ -146,7 +175,7 @@ def test_records_upload_shows_risk_attributions_and_attention(server, browser, t
     page = browser.new_page(viewport={"width": 1500, "height": 3600})
     page.goto(f"{url}/records")
     page.get_by_text("Upload a CSV").first.click()
-    page.locator("input[type=file]").first.set_input_files(str(csv))
+    upload(page, "Records CSV (one row per patient)", csv)
     page.get_by_text("Risk for 8 patients").wait_for(timeout=60_000)
     page.get_by_text("rather than the reference patient").first.wait_for(timeout=60_000)
     page.get_by_text("CLS-to-feature attention").first.wait_for(timeout=30_000)
@@ -166,7 +195,7 @@ def test_notes_upload_shows_top3_highlights_and_attention(server, browser, tmp_p
     page.goto(f"{url}/records")
     page.get_by_text("Clinical note: specialty").click()
     page.get_by_text("Upload .txt / .csv").click()
-    page.locator("input[type=file]").last.set_input_files(str(note))
+    upload(page, "A .txt note, or a .csv", note)
     page.get_by_text("Which words argue for").wait_for(timeout=60_000)
     page.get_by_text("Top 3 specialties").first.wait_for(timeout=30_000)
     page.locator("span[title]").first.wait_for(timeout=30_000)
@@ -203,7 +232,7 @@ def test_sepsis_section_scores_a_psv_record(server, browser, tmp_path):
     page.goto(f"{url}/vitals")
     page.get_by_text("Sepsis early warning").first.click()
     page.get_by_text("not a diagnosis").first.wait_for(timeout=60_000)
-    page.locator("input[type=file]").first.set_input_files(str(psv))
+    upload(page, "PhysioNet 2019 .psv record", psv)
     page.get_by_text("What moved the risk at hour").first.wait_for(timeout=60_000)
     page.get_by_text("Septic patients warned").first.wait_for(timeout=60_000)
     page.get_by_text("alarm threshold").first.wait_for(timeout=30_000)  # drawn by Plotly, after the text

@@ -19,6 +19,7 @@ import pytest
 from tests.audit.dump import dump_tables, leaked
 from tests.conftest import make_dicom, speckle_image
 from tests.e2e.test_browser import browser  # noqa: F401  (fixture)
+from tests.support.browser import upload
 from tests.support.server import ROOT, running_server
 
 pytestmark = pytest.mark.e2e
@@ -74,8 +75,8 @@ def test_uploads_stay_off_disk_and_out_of_logs(browser, tmp_path):  # noqa: F811
         df["id"] = [RECORD_MARK + str(i) for i in range(4)]
         page.goto(f"{url}/records")
         page.get_by_text("Upload a CSV", exact=True).first.click()
-        page.locator("input[type=file]").first.set_input_files(
-            files=[{"name": "batch.csv", "mimeType": "text/csv", "buffer": df.to_csv(index=False).encode()}])
+        upload(page, "Records CSV (one row per patient)",
+               [{"name": "batch.csv", "mimeType": "text/csv", "buffer": df.to_csv(index=False).encode()}])
         page.get_by_text("Risk for 4 patients").wait_for(timeout=90_000)
         note = list(SYNTHETIC_NOTES.values())[0] + f" Patient {NOTE_MARK} seen today."
         page.get_by_text("Clinical note: specialty").click()
