@@ -8,7 +8,7 @@ spins, disabled, until the browser gives up after 180 s. Here it lost about one 
 four (a CI run failed on it). The same clear drops the replies to upload-URL requests and heartbeats.
 
 The fix keeps those replies in the queue when a run clears it. They answer a request the browser is waiting
-on and belong to no script run, so keeping them cannot show anything stale. ``tests/ui/test_fixes.py`` checks
+on and belong to no script run, so keeping them cannot show anything stale. ``tests/app/test_streamlit_fixes.py`` checks
 the fix against the installed Streamlit, so an upgrade that changes the queue fails there, not in a browser.
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ def keep_replies_on_clear() -> None:
     def clear_keeping_replies(self, retain_lifecycle_msgs: bool = False, *args, **kwargs) -> None:  # noqa: ANN001
         replies = [m for m in self._queue if m.WhichOneof("type") in REPLIES] if retain_lifecycle_msgs else []
         clear(self, retain_lifecycle_msgs, *args, **kwargs)
-        kept = {id(m) for m in self._queue}
+        kept = {id(m) for m in self._queue}  # a Streamlit that keeps them itself gets no second copy
         self._queue.extend(m for m in replies if id(m) not in kept)
 
     clear_keeping_replies._medai_keeps_replies = True  # type: ignore[attr-defined]

@@ -17,8 +17,8 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """One server for the module. Its output goes to a file, never to an undrained pipe: once a pipe's 64 KiB
-    buffer filled, the server's next log write blocked (a CI run saw a download that never came)."""
+    """One server for the module. Its output goes to a file (a pipe nobody reads could fill and block the
+    server's next write), which a failing test prints (``_server_log_on_failure``)."""
     log_path = tmp_path_factory.mktemp("server") / "streamlit.log"
     with contextlib.ExitStack() as stack:
         log = stack.enter_context(open(log_path, "w"))
