@@ -104,6 +104,17 @@ def test_image_report(busi):
     assert set(figure_pngs(rep)) == {"01_scan_and_explanation.png", "02_calibrated_probabilities.png"}
 
 
+def test_image_report_for_a_png(busi):
+    """A PNG's metadata has no DICOM tags: the report (PDF and ZIP) builds, with the file's attributes."""
+    from tests.conftest import make_png
+
+    scan, spec, pred, exp = _image_case(busi, make_png(speckle_image(5)))
+    rep = image_report(scan, spec, pred, exp, file_name="zzyzx_scan.png", created=CREATED)
+    text = _check(rep, ("zzyzx_scan.png",), ("Grad-CAM", "busi_cnn", pred.label, "Image file", "PNG"))
+    assert "DICOM attributes" not in text and "Private tags" not in text
+    assert "01_scan_and_explanation.png" in figure_pngs(rep)
+
+
 def test_image_report_leaves_out_pixels_that_may_show_burned_in_text(busi):
     scan, spec, pred, exp = _image_case(busi, _planted_scan_bytes("US", burned_in=None))
     rep = image_report(scan, spec, pred, exp, created=CREATED)

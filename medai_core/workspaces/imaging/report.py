@@ -81,9 +81,10 @@ def image_report(scan: Scan, spec: ModelSpec, pred: ImagePrediction, exp: Explan
     # the file meta group (0002) describes the transfer, not the image
     meta_rows = tuple((m.name, m.value) for m in scan.metadata
                       if not m.identifying and not m.tag.startswith("(0002,"))[:30]
-    tables = (ReportTable("DICOM attributes (identifiers hidden)", ("Attribute", "Value"), meta_rows),) if meta_rows else ()
-    # private tags are vendor data (often binary): counted, not printed
-    private = [m for m in scan.metadata if int(m.tag[1:5], 16) % 2 == 1]
+    title = "DICOM attributes" if scan.source.startswith("DICOM") else "Image file"
+    tables = (ReportTable(f"{title} (identifiers hidden)", ("Attribute", "Value"), meta_rows),) if meta_rows else ()
+    # private tags (odd group) are vendor data, often binary: counted, not printed. PNG/JPEG/... items have no tag.
+    private = [m for m in scan.metadata if m.tag.startswith("(") and int(m.tag[1:5], 16) % 2 == 1]
     ids = {m.name: m.value for m in scan.metadata
            if m.identifying and m not in private and m.value and not m.value.startswith("<")}
     if private:
